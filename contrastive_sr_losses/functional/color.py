@@ -1,0 +1,26 @@
+"""Colour conversion used by the SR evaluation protocol."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["rgb_to_y"]
+
+# ITU-R BT.601 luma for RGB in [0, 1] giving Y in [16, 235] (MATLAB's rgb2ycbcr), the SR convention.
+_BT601_Y = (65.481, 128.553, 24.966)
+
+
+def rgb_to_y(rgb: Tensor) -> Tensor:
+    """BT.601 luma ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for RGB in [0, 1], Y in [16, 235].
+
+    Shape: ``(..., 3, H, W)`` -> ``(..., 1, H, W)``, same dtype.
+
+    Example:
+        >>> rgb_to_y(torch.ones(1, 3, 2, 2))[0, 0, 0, 0].item()
+        235.0
+    """
+    if rgb.dim() < 3 or rgb.shape[-3] != 3:
+        raise ValueError(f"rgb must have shape (..., 3, H, W), got {tuple(rgb.shape)}")
+    weight = torch.tensor(_BT601_Y, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return (rgb * weight).sum(dim=-3, keepdim=True) + 16.0
