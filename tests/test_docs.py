@@ -1,0 +1,32 @@
+"""The docstring examples of every public module run as doctests."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+import torch
+
+MODULES = [
+    "contrastive_sr_losses",
+    "contrastive_sr_losses.losses.pixel_contrastive",
+    "contrastive_sr_losses.functional.color",
+    "contrastive_sr_losses.metrics",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0, f"{name} has no docstring example"
+    assert result.failed == 0
+
+
+def test_public_api_exported():
+    import contrastive_sr_losses as csl
+
+    for name in csl.__all__:
+        assert hasattr(csl, name), name
+    assert csl.__version__ == "0.1.0"
