@@ -1,0 +1,61 @@
+"""Smoke tests of the main job, examples/quickstart.py (a few steps, tiny crops)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def _quickstart():
+    pytest.importorskip("PIL")
+    pytest.importorskip("tqdm")
+    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAST = ["--steps", "2", "--batch", "2", "--patch", "24", "--eval-crop", "48"]
+
+
+def _check(results: dict, out: Path) -> None:
+    mean = results["psnr_y"]["mean"]
+    assert set(mean) == {"bicubic", "l1", "l1+contrastive"}
+    assert all(math.isfinite(v) and v > 10 for v in mean.values())
+    assert (out / "quickstart_x2.png").is_file()
+    assert json.loads((out / "quickstart_x2.json").read_text())["psnr_y"]["mean"] == mean
+
+
+def test_quickstart_on_a_folder_of_images(tmp_path):
+    from PIL import Image
+
+    quickstart = _quickstart()
+    data = tmp_path / "hr"
+    data.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(5):  # smooth random images so bicubic is a fair baseline
+        img = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 10, generator=g), size=(64, 80), mode="bicubic")
+        Image.fromarray(img[0].clamp(0, 1).mul(255).byte().permute(1, 2, 0).numpy()).save(data / f"{i}.png")
+    results = quickstart.main([*FAST, "--data", str(data), "--out", str(tmp_path / "out")])
+    assert results["test_images"] == ["4.png"] and len(results["train_images"]) == 4
+    _check(results, tmp_path / "out")
+
+
+def test_quickstart_default_photos(tmp_path):
+    pytest.importorskip("skimage")
+    quickstart = _quickstart()
+    _check(quickstart.main([*FAST, "--out", str(tmp_path)]), tmp_path)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "Set5").is_dir(), reason="../shared/data is not present")
+def test_quickstart_on_shared_set5(tmp_path):
+    quickstart = _quickstart()
+    _check(quickstart.main([*FAST, "--data", str(SHARED_DATA / "Set5"), "--out", str(tmp_path)]), tmp_path)
