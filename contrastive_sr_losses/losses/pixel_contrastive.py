@@ -113,7 +113,10 @@ def pixel_contrastive_loss(
             blocks (e.g. 8x3), so every pixel is an anchor once; ``region`` must not exceed H or W.
         temperature: T in ``exp(-d/T)``. The paper uses 1 on whatever value range it trains in; the
             softmax sharpness depends on that range (d <= 3 for RGB in [0, 1], <= 765 in [0, 255]),
-            so for [0, 255] data ``temperature=255`` gives the [0, 1] behaviour.
+            so for [0, 255] data ``temperature=255`` gives the [0, 1] behaviour. The paper does not
+            state its range; EDSR/RCAN-derived code trains in [0, 255], and T = 1 there equals
+            ``temperature=1/255`` on [0, 1] data (a much sharper softmax: at T = 1 on [0, 1] the
+            loss of a perfect output is still about log S minus a little, and its gradient is weak).
         reduction: ``'mean'`` (default): mean of l_i over every anchor of the batch, scale-free like
             an L1 loss. ``'sum'``: the paper's literal eq 10, the sum over all blocks of the batch of
             (1/S) * sum_i l_i (a partial block uses its own S). ``'none'``: the per-anchor map
