@@ -98,9 +98,8 @@ def _grid_fwd(sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_siz
         a, b = _blocks(sr[index], tile, dtype), _blocks(hr[index], tile, dtype)
         logits = torch.cdist(a, b, p=1).mul_(-inv_t)  # (B, S, S)
         lse = torch.logsumexp(logits, dim=-1)  # (B, S)
-        d_ii = (a - b).abs_().sum(-1)
         count = _positive_mask(b).sum(-1)
-        l_i = lse + d_ii * inv_t - count.to(dtype).log_()
+        l_i = lse - logits.diagonal(dim1=1, dim2=2) - count.to(dtype).log_()  # diagonal = -d_ii / T
         _write(loss, index, l_i.unsqueeze(-1), m, rows, tile)
         _write(lse_map, index, lse.unsqueeze(-1), m, rows, tile)
     return loss, lse_map
