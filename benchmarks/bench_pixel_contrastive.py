@@ -17,7 +17,7 @@ memory numbers of one case cannot leak into another and an out-of-memory kill on
   ``torch.cuda.synchronize()`` on CUDA), ``sr.grad`` reset to None before each run; median and min
   in milliseconds over ``--repeat`` runs, after ``--warmup`` untimed runs;
 * peak extra memory of one forward + backward, above what was resident just before it (the inputs,
-  the interpreter and torch); see ``_measure_peak_extra_cpu`` / ``_measure_peak_extra_cuda``. It
+  the interpreter and torch); see ``_harness.measure_peak_extra``. It
   includes the ``sr.grad`` tensor (one input-sized tensor) that the backward creates. The input
   size (sr + hr) is reported beside it.
 
@@ -37,21 +37,27 @@ The thread count is torch's default (set ``OMP_NUM_THREADS`` to change it); it i
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import gc
-import json
 import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from _harness import (
+    MIB,
+    MEMORY_METHOD_CPU,
+    MEMORY_METHOD_CUDA,
+    RESULTS_DIR,
+    environment,
+    markdown_table,
+    measure_peak_extra,
+    run_worker_if_requested,
+    spawn_case,
+    text_table,
+    time_ms,
+    write_report,
+)
 from tqdm import tqdm
 
 from contrastive_sr_losses import pixel_contrastive_loss
@@ -64,37 +70,10 @@ DTYPES: dict[str, torch.dtype] = {
     "float16": torch.float16,
 }
 SEED = 0
-MIB = 1024 * 1024
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-WORKER_FLAG = "--_worker"
-STDERR_TAIL_CHARS = 2000
 ERROR_CHARS_IN_TABLE = 80
 # Relative tolerance of the torch-vs-reference loss check (both compute in float32 or float64).
 LOSS_RTOL: dict[str, float] = {"float32": 1e-4, "bfloat16": 1e-3, "float16": 1e-3}
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-# CPU peak memory. ru_maxrss is the lifetime RSS peak of the process, so it can only be attributed to
-# a computation that is the first one to push RSS that high: hence one fresh process per case, only a
-# tiny warm-up before the measured forward+backward, and the timing runs after it.
-MEMORY_METHOD_CPU = (
-    "Each case runs in a fresh subprocess. After `import torch`, a tiny forward+backward of the same "
-    "method (to load lazily initialised code and thread pools) and the creation of the inputs, "
-    "baseline = current RSS (resident pages of /proc/self/statm * page size), taken after "
-    "gc.collect() and glibc malloc_trim(0) so that free heap pages cannot be reused unseen. Then ONE "
-    "forward+backward is run and peak_extra = resource.getrusage(RUSAGE_SELF).ru_maxrss * 1024 - "
-    "baseline, i.e. the lifetime RSS peak of the process minus the baseline; since it is the first "
-    "large computation of the process, the lifetime peak is the peak of that forward+backward (the "
-    "timing runs come after). If RSS never rose above the process's earlier peak (tiny cases), the "
-    "value is only an upper bound and 'memory_resolved' is false (marked '(<=)' in the table). "
-    "Includes sr.grad. Resolution: one page."
-)
-MEMORY_METHOD_CUDA = (
-    "Each case runs in a fresh subprocess. After a warm-up forward+backward and sr.grad = None: "
-    "torch.cuda.reset_peak_memory_stats(); peak_extra = torch.cuda.max_memory_allocated() after one "
-    "forward+backward minus torch.cuda.memory_allocated() before it (caching-allocator bytes of "
-    "tensors, not the reserved pool or the CUDA context). Includes sr.grad."
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Worker side: one (method, size, region) case, run in its own process.
@@ -125,76 +104,12 @@ def _make_inputs(
     return sr, hr
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _fwd_bwd(fn: LossFn, sr: torch.Tensor, hr: torch.Tensor) -> float:
+def _fwd_bwd(fn: LossFn, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """One forward + backward; returns the detached loss (no host sync, so it can be timed)."""
     sr.grad = None
     loss = fn(sr, hr)
     loss.backward()
-    return float(loss.detach())
-
-
-def _current_rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        resident_pages = int(f.read().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def _release_free_heap() -> None:
-    """Hand glibc's free heap pages back to the OS, so that the measured computation cannot silently
-    reuse memory that is resident but free (which would hide it from the RSS numbers)."""
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the measurement is a lower bound by that much
-        pass
-
-
-def _max_rss_bytes() -> int:
-    # ru_maxrss is in KiB on Linux (bytes on macOS, but /proc/self/statm is Linux-only anyway).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _measure_peak_extra_cpu(fn: LossFn, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, Any]:
-    """Peak RSS of the FIRST large forward+backward of this process above the RSS just before it.
-
-    ru_maxrss is the lifetime peak of the process, so it can only be attributed to one computation
-    if that computation is the first to push RSS that high: hence a fresh process per case, only a
-    tiny warm-up (done by the caller) before, and the timing runs after.
-    """
-    _release_free_heap()
-    baseline = _current_rss_bytes()
-    peak_before = _max_rss_bytes()
-    loss = _fwd_bwd(fn, sr, hr)
-    peak_after = _max_rss_bytes()
-    return {
-        "loss": loss,
-        "peak_extra_mib": max(0, peak_after - baseline) / MIB,
-        "baseline_rss_mib": baseline / MIB,
-        "peak_before_extra_mib": max(0, peak_before - baseline) / MIB,
-        # False: RSS never rose above the pre-existing lifetime peak; the value is an upper bound.
-        "memory_resolved": peak_after > peak_before,
-    }
-
-
-def _measure_peak_extra_cuda(
-    fn: LossFn, sr: torch.Tensor, hr: torch.Tensor, device: torch.device
-) -> dict[str, Any]:
-    """Peak allocated CUDA memory of one forward+backward above the memory allocated before it."""
-    _fwd_bwd(fn, sr, hr)  # warm-up: kernels, workspaces, cuBLAS handles
-    sr.grad = None
-    _sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    loss = _fwd_bwd(fn, sr, hr)
-    _sync(device)
-    peak = torch.cuda.max_memory_allocated(device)
-    return {"loss": loss, "peak_extra_mib": (peak - before) / MIB, "memory_resolved": True}
+    return loss.detach()
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
@@ -212,76 +127,25 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     del t_sr, t_hr
 
     sr, hr = _make_inputs(case["batch"], case["channels"], size, dtype, device)
-    if device.type == "cuda":
-        memory = _measure_peak_extra_cuda(fn, sr, hr, device)
-    else:
-        memory = _measure_peak_extra_cpu(fn, sr, hr)
-
-    for _ in range(case["warmup"]):
-        _fwd_bwd(fn, sr, hr)
-    times_ms: list[float] = []
-    for _ in range(case["repeat"]):
-        sr.grad = None
-        _sync(device)
-        start = time.perf_counter()
-        loss = fn(sr, hr)
-        loss.backward()
-        _sync(device)
-        times_ms.append((time.perf_counter() - start) * 1000.0)
-
+    memory = measure_peak_extra(lambda: _fwd_bwd(fn, sr, hr), device)
+    loss = float(memory.pop("result"))
+    timing = time_ms(lambda: _fwd_bwd(fn, sr, hr), device, case["repeat"], case["warmup"])
     return {
         "method": method,
         "label": METHOD_LABELS[method],
         "size": size,
         "region": region,
-        "median_ms": statistics.median(times_ms),
-        "min_ms": min(times_ms),
-        "times_ms": times_ms,
+        **timing,
         "input_mib": (sr.numel() * sr.element_size() + hr.numel() * hr.element_size()) / MIB,
         "threads": torch.get_num_threads(),
+        "loss": loss,
         **memory,
     }
-
-
-def _worker_main(payload: str) -> None:
-    result = run_case(json.loads(payload))
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------------------------
 # Driver side.
 # --------------------------------------------------------------------------------------------
-
-
-def _spawn_case(case: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    """Run one case in a fresh interpreter; on any failure return the case with an ``error``."""
-    stub: dict[str, Any] = {
-        "method": case["method"],
-        "label": METHOD_LABELS[case["method"]],
-        "size": case["size"],
-        "region": case["region"],
-    }
-    cmd = [sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, json.dumps(case)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**stub, "error": f"timed out after {timeout} s"}
-    if proc.returncode != 0:
-        if proc.returncode < 0:
-            reason = f"killed by signal {-proc.returncode}"
-            if -proc.returncode == 9:
-                reason += " (probably out of memory)"
-        else:
-            reason = f"exit status {proc.returncode}"
-        tail = proc.stderr.strip()[-STDERR_TAIL_CHARS:]
-        last_line = tail.splitlines()[-1] if tail else ""
-        return {**stub, "error": f"{reason}: {last_line}".rstrip(": "), "stderr_tail": tail}
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        return {**stub, "error": "worker printed no result", "stdout_tail": proc.stdout[-STDERR_TAIL_CHARS:]}
 
 
 def _check_losses(results: list[dict[str, Any]], dtype: str) -> list[str]:
@@ -304,21 +168,6 @@ def _check_losses(results: list[dict[str, Any]], dtype: str) -> list[str]:
                 f"reference loss {other['loss']:.6g} (rtol {rtol:g})"
             )
     return warnings
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def _build_cases(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -408,31 +257,11 @@ def _table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def format_text_table(results: list[dict[str, Any]]) -> str:
-    rows = _table_rows(results)
-    widths = [len(h) for h in TABLE_HEADER]
-    for row in rows:
-        if row[3].startswith("error"):
-            continue  # error rows overflow into the following columns
-        widths = [max(w, len(c)) for w, c in zip(widths, row)]
-
-    def line(cells: list[str] | tuple[str, ...]) -> str:
-        if cells[3].startswith("error"):  # size, region, method, then the message over the rest
-            head = [cells[0].rjust(widths[0]), cells[1].rjust(widths[1]), cells[2].ljust(widths[2])]
-            return "  ".join([*head, cells[3]])
-        return "  ".join(
-            c.ljust(w) if i in TABLE_ALIGN_LEFT else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(TABLE_HEADER), sep, *(line(r) for r in rows)])
+    return text_table(TABLE_HEADER, _table_rows(results), TABLE_ALIGN_LEFT)
 
 
 def format_markdown_table(results: list[dict[str, Any]]) -> str:
-    rows = _table_rows(results)
-    align = ["---" if i in TABLE_ALIGN_LEFT else "---:" for i in range(len(TABLE_HEADER))]
-    out = ["| " + " | ".join(TABLE_HEADER) + " |", "| " + " | ".join(align) + " |"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(out)
+    return markdown_table(TABLE_HEADER, _table_rows(results), TABLE_ALIGN_LEFT)
 
 
 def _markdown_document(report: dict[str, Any]) -> str:
@@ -478,10 +307,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="JSON output (benchmarks/results/pixel_contrastive_<device>.json)",
     )
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table as markdown here")
-    parser.add_argument(WORKER_FLAG, dest="worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker is not None:
-        return args
     for name in ("sizes", "regions"):
         if any(v < 1 for v in getattr(args, name)):
             parser.error(f"--{name} must be positive")
@@ -501,10 +327,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parse_args(argv)
-    if args.worker is not None:
-        _worker_main(args.worker)
+    if run_worker_if_requested(sys.argv[1:] if argv is None else argv, run_case):
         return
+    args = _parse_args(argv)
 
     device = torch.device(args.device)
     cases = _build_cases(args)
@@ -513,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     for case in progress:
         region = "-" if case["region"] is None else case["region"]
         progress.set_postfix_str(f"{case['method']} size={case['size']} region={region}")
-        result = _spawn_case(case, args.timeout)
+        result = spawn_case(Path(__file__), case, args.timeout)
+        result.setdefault("label", METHOD_LABELS[case["method"]])
         if "error" in result:
             tqdm.write(f"[skipped] {case['method']} size={case['size']} region={region}: {result['error']}")
         results.append(result)
@@ -521,11 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     loss_warnings = _check_losses(results, args.dtype)
 
     report: dict[str, Any] = {
-        "device": _device_name(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "command": " ".join(sys.argv),
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        **environment(device),
         "dtype": args.dtype,
         "batch": args.batch,
         "channels": args.channels,
@@ -542,8 +364,6 @@ def main(argv: list[str] | None = None) -> None:
         "results": results,
     }
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"{report['device']} | torch {report['torch']} | {args.dtype} | batch {args.batch} | "
         f"{args.channels} channels"
@@ -552,11 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     print(TABLE_LEGEND)
     for warning in loss_warnings:
         print(warning)
-    print(f"\nwrote {args.out}")
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(_markdown_document(report))
-        print(f"wrote {args.markdown}")
+    print()
+    write_report(report, args.out, _markdown_document(report), args.markdown)
 
 
 if __name__ == "__main__":
