@@ -1,0 +1,61 @@
+"""Reference super-resolution networks and a small registry.
+
+The networks of the papers whose losses this package implements, and the standard baselines users
+retrain with them. Every model maps an RGB batch ``(N, 3, h, w)`` in [0, 1] to ``(N, 3, scale*h,
+scale*w)``, supports ``scale`` 2, 3 and 4, trains from scratch with its standard initialisation and
+never modifies its input in place.
+
+Example:
+    >>> from contrastive_sr_losses.archs import create_model, list_models
+    >>> "edsr_baseline" in list_models()
+    True
+    >>> model = create_model("edsr_baseline", scale=2, n_resblocks=2, n_feats=16)  # a tiny variant
+    >>> model(torch.rand(1, 3, 12, 12)).shape
+    torch.Size([1, 3, 24, 24])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn as nn
+
+from . import edsr as _edsr
+from .common import SUPPORTED_SCALES, check_scale
+from .edsr import EDSR
+
+__all__ = ["create_model", "list_models", "SUPPORTED_SCALES", "EDSR"]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {
+    "edsr_baseline": _edsr.edsr_baseline,
+    "edsr": _edsr.edsr,
+}
+
+
+def list_models() -> list[str]:
+    """The names :func:`create_model` accepts, in a fixed order."""
+    return list(_REGISTRY)
+
+
+def create_model(name: str, scale: int = 4, **kwargs: Any) -> nn.Module:
+    """Build the reference network ``name`` for upscaling factor ``scale``.
+
+    Args:
+        name: one of :func:`list_models`.
+        scale: 2, 3 or 4.
+        **kwargs: constructor arguments overriding the network's published defaults (for example
+            ``n_resblocks=2, n_feats=16`` for a tiny EDSR in tests or CPU runs).
+
+    Returns:
+        A freshly initialised ``nn.Module`` in training mode.
+
+    Raises:
+        ValueError: for an unknown ``name`` (the message lists the known ones) or an unsupported
+            ``scale``. TypeError: for a keyword the network does not take.
+    """
+    if name not in _REGISTRY:
+        known = ", ".join(repr(n) for n in _REGISTRY)
+        raise ValueError(f"unknown model name {name!r}; known models: {known}")
+    check_scale(scale)
+    return _REGISTRY[name](scale, **kwargs)
