@@ -124,7 +124,13 @@ def gaussian_blur2d(
         True
     """
     _check_image(x)
-    sigma = check_positive_float(sigma, "sigma")
+    return _blur(x, check_positive_float(sigma, "sigma"), kernel_size, padding_mode).contiguous(
+        memory_format=_memory_format(x)
+    )
+
+
+def _blur(x: Tensor, sigma: float, kernel_size: int | None, padding_mode: str = "reflect") -> Tensor:
+    """:func:`gaussian_blur2d` without the input checks, returned in channels_last layout."""
     size = default_kernel_size(sigma) if kernel_size is None else _check_kernel_size(kernel_size)
     check_choice(padding_mode, "padding_mode", ("reflect", "replicate", "circular"))
     pad = size // 2
@@ -136,10 +142,16 @@ def gaussian_blur2d(
         )
     c = x.shape[1]
     k = gaussian_kernel1d(sigma, size, dtype=x.dtype, device=x.device)
-    y = F.pad(x, (pad, pad, 0, 0), mode=padding_mode)
-    y = F.conv2d(y, k.view(1, 1, 1, size).expand(c, 1, 1, size), groups=c)
-    y = F.pad(y, (0, 0, pad, pad), mode=padding_mode)
-    return F.conv2d(y, k.view(1, 1, size, 1).expand(c, 1, size, 1), groups=c)
+    # Pad both axes once (padding then a row pass equals a row pass then padding, for these modes),
+    # then two depthwise passes; channels_last is the fast layout of depthwise convolution on the CPU.
+    y = F.pad(x, (pad, pad, pad, pad), mode=padding_mode).contiguous(memory_format=torch.channels_last)
+    y = F.conv2d(y, k.view(1, 1, 1, size).expand(c, 1, 1, size).contiguous(), groups=c)
+    y = F.conv2d(y, k.view(1, 1, size, 1).expand(c, 1, size, 1).contiguous(), groups=c)
+    return y
+
+
+def _memory_format(x: Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
 
 
 def gaussian_cutoff_frequency(sigma: float) -> float:
@@ -190,4 +202,4 @@ def gaussian_high_pass(
         if kernel_size is not None:
             raise ValueError("kernel_size applies to mode='spatial' only; leave it None with mode='fft'")
         return _fft_high_pass(x, sigma)
-    return x - gaussian_blur2d(x, sigma, kernel_size)
+    return x - _blur(x, sigma, kernel_size)

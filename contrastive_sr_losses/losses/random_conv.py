@@ -1,0 +1,110 @@
+"""Random-conv contrastive loss of RLFN (Kong et al. 2022) as used by RRLFN (seed 003, section 1.3,
+eq 9): the ratio contrastive loss in the feature space of a frozen, randomly initialised
+Conv3x3 -> Tanh -> Conv3x3, with the bicubic-upsampled LR image as the negative.
+
+Neither paper publishes the channel count or the layer weights. Defaults chosen here: 16 channels
+(see :class:`~contrastive_sr_losses.embeddings.random_conv.RandomConvFeatures`) and equal weights
+(0.5, 0.5) on the two feature maps (after the Tanh, after the second conv), so the loss is the
+average of two ratios: about 1 when SR is as far from HR as the bicubic image is, 0 when SR == HR.
+RRLFN adds the term only in the last warm-start stage (seed 003, section 2.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from ..embeddings.random_conv import RandomConvFeatures
+from .ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss
+
+__all__ = ["RandomConvContrastiveLoss", "random_conv_contrastive_loss", "RANDOM_CONV_WEIGHTS"]
+
+RANDOM_CONV_WEIGHTS: tuple[float, float] = (0.5, 0.5)
+
+
+class RandomConvContrastiveLoss(RatioContrastiveLoss):
+    """RLFN / RRLFN contrastive loss: ratio of L1 feature distances in a frozen random Conv-Tanh-Conv.
+
+    The random weights are buffers drawn from ``seed``: saved in ``state_dict``, moved by ``.to()``,
+    never in ``parameters()``; two instances with the same seed give the same loss on any device.
+
+    Args:
+        channels: feature channels of the random convolutions (16).
+        layer_weights: weights of the features after the Tanh and after the second conv ((0.5, 0.5)).
+        seed: seed of the random weights (0).
+        normalize: ImageNet mean / std normalisation of the input first (True, the RLFN authors' advice;
+            needs RGB input).
+        eps: added to the negative distance (1e-7).
+        in_channels: image channels (3).
+        value_range: what white is in the input (1.0 for [0, 1], 255.0 for [0, 255]).
+        reduction: ``'mean'`` over images (default), ``'sum'``, or ``'none'`` for ``(N,)``.
+
+    Shape:
+        - sr, hr: ``(N, C, H, W)``; negative ``(N, C, H, W)``, or ``lr=(N, C, h, w)`` (bicubic-upsampled
+          to ``sr``'s size inside).
+        - output: scalar, or ``(N,)`` with ``reduction='none'``.
+
+    Example:
+        >>> import torch.nn.functional as F
+        >>> criterion = RandomConvContrastiveLoss(seed=0)
+        >>> lr = torch.rand(2, 3, 16, 16)
+        >>> sr = F.interpolate(lr, scale_factor=2, mode="bicubic").requires_grad_()
+        >>> hr = torch.rand(2, 3, 32, 32)
+        >>> loss = F.l1_loss(sr, hr) + 0.1 * criterion(sr, hr, lr=lr)  # RLFN-style
+        >>> loss.backward()
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int = 16,
+        layer_weights: Sequence[float] = RANDOM_CONV_WEIGHTS,
+        seed: int = 0,
+        normalize: bool = True,
+        eps: float = 1e-7,
+        in_channels: int = 3,
+        value_range: float = 1.0,
+        reduction: str = "mean",
+    ) -> None:
+        features = RandomConvFeatures(
+            in_channels, channels, seed=seed, normalize=normalize, value_range=value_range
+        )
+        super().__init__(features, layer_weights, eps=eps, reduction=reduction)
+        if len(self.layer_weights) != 2:
+            raise ValueError(
+                f"layer_weights must have 2 entries (after the Tanh, after the second conv), got {layer_weights!r}"
+            )
+
+
+def random_conv_contrastive_loss(
+    sr: Tensor,
+    hr: Tensor,
+    negative: Tensor,
+    *,
+    channels: int = 16,
+    layer_weights: Sequence[float] = RANDOM_CONV_WEIGHTS,
+    seed: int = 0,
+    normalize: bool = True,
+    eps: float = 1e-7,
+    value_range: float = 1.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """Functional :class:`RandomConvContrastiveLoss` (builds the small random extractor on each call:
+    keep a module instance in a training loop).
+
+    Example:
+        >>> sr = torch.rand(1, 3, 16, 16, requires_grad=True)
+        >>> hr, neg = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+        >>> random_conv_contrastive_loss(sr, hr, neg, seed=0).backward()
+    """
+    features = RandomConvFeatures(
+        sr.shape[1] if isinstance(sr, Tensor) and sr.dim() == 4 else 3,
+        channels,
+        seed=seed,
+        normalize=normalize,
+        value_range=value_range,
+    ).to(sr.device if isinstance(sr, Tensor) else "cpu")
+    if len(tuple(layer_weights)) != 2:
+        raise ValueError(f"layer_weights must have 2 entries, got {layer_weights!r}")
+    return ratio_contrastive_loss(sr, hr, negative, features, layer_weights, eps=eps, reduction=reduction)
