@@ -1,23 +1,182 @@
-"""Evaluation protocol of the SR literature.
+"""Evaluation protocol of the SR literature: MATLAB bicubic resize, PSNR-Y, SSIM-Y and LPIPS.
 
-PSNR on the Y channel of YCbCr (BT.601), after rounding to 8 bits and cropping ``crop_border``
-pixels at each border (``crop_border = scale`` by convention), computed in float64 per image.
+* :func:`imresize`: MATLAB's ``imresize(img, scale, 'bicubic')`` (Keys cubic with a = -0.5, the
+  kernel widened by ``1/scale`` when downscaling (antialiasing), symmetric borders, output size
+  ``ceil(scale * size)``). This is how the papers make their LR images (``F.interpolate`` differs by
+  up to 12/255 near the borders).
+* :func:`psnr_y`, :func:`ssim_y`: on the BT.601 Y channel (``Y = 16 + 65.481 R + 128.553 G +
+  24.966 B``, peak 255) of both images rounded to 8 bits, after cropping ``crop_border`` pixels
+  (``= scale`` by convention) at each border, in float64, one value per image. SSIM is Wang et al.'s
+  ``ssim_index``: 11x11 Gaussian window with sigma 1.5, valid region only, K1 = 0.01, K2 = 0.03,
+  range 255, no downsampling. Average per image, then over images.
+* :class:`LPIPS` / :func:`lpips`: Zhang et al.'s learned perceptual distance (the ``lpips``
+  package's v0.1 calibrated heads on ImageNet AlexNet / VGG16 / SqueezeNet-1.1 features), computed
+  here without importing ``lpips`` or ``torchvision``; it reads the weight files from disk and never
+  downloads anything.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
+from pathlib import Path
+
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_image_pair
+from ._validation import check_choice, check_image_pair, check_positive_float
 from .functional.color import rgb_to_y
+from .functional.filters import gaussian_kernel1d
 
-__all__ = ["psnr_y", "quantize"]
+__all__ = ["imresize", "quantize", "psnr_y", "ssim_y", "LPIPS", "lpips", "LPIPS_NETS"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# MATLAB-compatible bicubic resize
+# ----------------------------------------------------------------------------------------------------
+
+
+def _cubic(x: Tensor) -> Tensor:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``), support [-2, 2]."""
+    ax = x.abs()
+    ax2, ax3 = ax * ax, ax * ax * ax
+    inner = 1.5 * ax3 - 2.5 * ax2 + 1.0
+    outer = -0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0
+    return torch.where(ax <= 1.0, inner, torch.where(ax <= 2.0, outer, torch.zeros_like(ax)))
+
+
+def _contributions(
+    in_len: int, out_len: int, scale: float, antialiasing: bool, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Input indices ``(out_len, P)`` and normalised weights ``(out_len, P)`` of one dimension.
+
+    MATLAB's ``contributions``: output pixel x (1-based) sits at ``u = x / scale + (1 - 1 / scale) / 2``
+    in input coordinates; the pixels ``floor(u - width / 2) + 0 .. P - 1`` contribute with weight
+    ``h(u - index)``, rows normalised to sum 1, indices outside [1, in_len] mirrored (the border pixel
+    repeated: ``... 2 1 | 1 2 ... n | n n-1 ...``).
+    """
+    kernel_width = 4.0
+    if scale < 1.0 and antialiasing:  # widen the kernel: interpolate and low-pass at once
+
+        def kernel(t: Tensor) -> Tensor:
+            return scale * _cubic(scale * t)
+
+        kernel_width /= scale
+    else:
+        kernel = _cubic
+    x = torch.arange(1, out_len + 1, dtype=torch.float64, device=device)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = torch.floor(u - kernel_width / 2.0)
+    taps = math.ceil(kernel_width) + 2
+    index = left[:, None] + torch.arange(taps, dtype=torch.float64, device=device)[None, :]  # 1-based
+    weight = kernel(u[:, None] - index)
+    weight = weight / weight.sum(dim=1, keepdim=True)
+    mirror = torch.cat([torch.arange(in_len, device=device), torch.arange(in_len - 1, -1, -1, device=device)])
+    index = mirror[torch.remainder(index.long() - 1, 2 * in_len)]
+    used = (weight != 0).any(dim=0)  # MATLAB drops the columns that are zero for every output pixel
+    first, last = int(used.nonzero().min()), int(used.nonzero().max())
+    return index[:, first : last + 1], weight[:, first : last + 1]
+
+
+def _resize_dim(x: Tensor, dim: int, index: Tensor, weight: Tensor) -> Tensor:
+    """``out[.., i, ..] = sum_p weight[i, p] * x[.., index[i, p], ..]`` along ``dim``."""
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    out = x.index_select(dim, index[:, 0]) * weight[:, 0].view(shape)
+    for p in range(1, index.shape[1]):
+        out = out + x.index_select(dim, index[:, p]) * weight[:, p].view(shape)
+    return out
+
+
+def imresize(img: Tensor, scale: float, *, antialiasing: bool = True) -> Tensor:
+    """Bicubic resize exactly as MATLAB's ``imresize(img, scale)`` (the SR literature's LR images).
+
+    Keys' cubic kernel (a = -0.5); when ``scale < 1`` and ``antialiasing`` (MATLAB's default) the kernel
+    is stretched by ``1 / scale`` (``scale * cubic(scale * t)``, 4 / scale taps wide) so downscaling
+    low-passes the image; borders are handled by mirroring with the edge pixel repeated, weights are
+    normalised per output pixel. Separable: the height is resized first, then the width (the order
+    only changes float64 rounding). Computed in float64 and returned in the input's dtype, neither
+    clamped nor rounded: call :func:`quantize` to get the 8-bit LR image MATLAB returns for ``uint8``
+    input (MATLAB also rounds between the two passes for ``uint8``; this float version does not,
+    like the usual Python ports, which can move a rare pixel by one 8-bit level). Differentiable.
+
+    Args:
+        img: float tensor ``(..., C, H, W)`` (any number of leading dimensions, e.g. ``(C, H, W)`` or
+            ``(N, C, H, W)``), RGB or any channels, values typically in [0, 1].
+        scale: factor > 0 applied to both H and W, e.g. ``1 / 4`` to make x4 LR images or ``4`` to
+            upsample them back. Output size ``(ceil(scale * H), ceil(scale * W))``, as MATLAB
+            (crop HR images to a multiple of the SR scale first so the LR maps back exactly).
+        antialiasing: widen the kernel when downscaling (MATLAB's default ``true``).
+
+    Returns:
+        ``(..., C, ceil(scale * H), ceil(scale * W))``, the dtype and device of ``img``.
+
+    Example:
+        >>> hr = torch.rand(1, 3, 16, 12)
+        >>> lr = imresize(hr, 1 / 4)
+        >>> lr.shape, imresize(lr, 4).shape
+        (torch.Size([1, 3, 4, 3]), torch.Size([1, 3, 16, 12]))
+        >>> imresize(torch.full((3, 5, 5), 0.25), 1 / 2).unique()  # constants are kept
+        tensor([0.2500])
+    """
+    if not isinstance(img, Tensor):
+        raise TypeError(f"img must be a torch.Tensor of shape (..., C, H, W), got {type(img).__name__}")
+    if img.dim() < 2 or img.shape[-1] == 0 or img.shape[-2] == 0:
+        raise ValueError(f"img must have shape (..., H, W) with H, W >= 1, got {tuple(img.shape)}")
+    if not img.is_floating_point():
+        raise TypeError(f"img must be a floating-point tensor with values in [0, 1], got {img.dtype}")
+    scale = check_positive_float(scale, "scale")
+    h, w = img.shape[-2:]
+    out_h, out_w = math.ceil(scale * h), math.ceil(scale * w)
+    x = img.to(torch.float64)
+    for dim, n_in, n_out in ((x.dim() - 2, h, out_h), (x.dim() - 1, w, out_w)):
+        index, weight = _contributions(n_in, n_out, scale, antialiasing, img.device)
+        x = _resize_dim(x, dim, index, weight)
+    return x.to(img.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------
+# PSNR-Y and SSIM-Y
+# ----------------------------------------------------------------------------------------------------
+
+SSIM_WINDOW = 11  # Wang et al.'s ssim_index: 11x11 Gaussian window, sigma 1.5
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def quantize(img: Tensor) -> Tensor:
-    """Round images in [0, 1] to 8-bit levels (clamped), as saving to PNG would; same dtype."""
+    """Round images in [0, 1] to 8-bit levels (clamped), as saving to PNG would; same dtype.
+
+    Example:
+        >>> quantize(torch.tensor([-0.1, 0.5, 0.75, 1.2])) * 255
+        tensor([  0., 128., 191., 255.])
+    """
     return img.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+
+
+def _y_pair(sr: Tensor, hr: Tensor, crop_border: int, min_size: int = 1) -> tuple[Tensor, Tensor]:
+    """Validated, 8-bit rounded, cropped float64 Y channels ``(N, 1, H', W')`` in [16, 235]."""
+    check_image_pair(sr, hr)
+    if sr.shape[1] != 3:
+        raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
+    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+        raise ValueError(f"crop_border must be an int >= 0, got {crop_border!r}")
+    h, w = sr.shape[-2:]
+    if min(h, w) - 2 * crop_border < min_size:
+        if min_size == 1:
+            raise ValueError(f"crop_border={crop_border} leaves no pixels of a {h}x{w} image")
+        raise ValueError(
+            f"ssim_y needs at least {min_size}x{min_size} pixels after cropping crop_border={crop_border} "
+            f"at each border, got a {h}x{w} image"
+        )
+    y_sr = rgb_to_y(quantize(sr.to(torch.float64)))
+    y_hr = rgb_to_y(quantize(hr.to(torch.float64)))
+    if crop_border:
+        y_sr = y_sr[..., crop_border:-crop_border, crop_border:-crop_border]
+        y_hr = y_hr[..., crop_border:-crop_border, crop_border:-crop_border]
+    return y_sr, y_hr
 
 
 def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
@@ -39,18 +198,254 @@ def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
         >>> psnr_y(hr, hr).item()
         inf
     """
-    check_image_pair(sr, hr)
-    if sr.shape[1] != 3:
-        raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
-    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
-        raise ValueError(f"crop_border must be an int >= 0, got {crop_border!r}")
-    h, w = sr.shape[-2:]
-    if 2 * crop_border >= min(h, w):
-        raise ValueError(f"crop_border={crop_border} leaves no pixels of a {h}x{w} image")
-    y_sr = rgb_to_y(quantize(sr.to(torch.float64)))
-    y_hr = rgb_to_y(quantize(hr.to(torch.float64)))
-    if crop_border:
-        y_sr = y_sr[..., crop_border:-crop_border, crop_border:-crop_border]
-        y_hr = y_hr[..., crop_border:-crop_border, crop_border:-crop_border]
+    y_sr, y_hr = _y_pair(sr, hr, crop_border)
     mse = (y_sr - y_hr).pow(2).mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(255.0**2 / mse)
+
+
+def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
+    """Per-image SSIM on the BT.601 Y channel (Wang et al. 2004, as the SR literature computes it).
+
+    Both images are rounded to 8 bits, converted to Y (range 255), cropped by ``crop_border`` pixels
+    on each side; then, in float64, local means, variances and covariance are taken with an 11x11
+    Gaussian window (sigma 1.5) over the *valid* region only (no padding: the SSIM map is 10 pixels
+    smaller in each direction) and ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)
+    (s_x^2 + s_y^2 + C2))`` with ``C1 = (0.01 * 255)^2``, ``C2 = (0.03 * 255)^2`` is averaged over the
+    map. No downsampling (unlike MATLAB's later ``ssim`` function).
+
+    Args:
+        sr: ``(N, 3, H, W)`` RGB in [0, 1].
+        hr: ``(N, 3, H, W)`` RGB in [0, 1].
+        crop_border: pixels removed at each border before comparing (use the SR scale); at least
+            11x11 pixels must remain.
+
+    Returns:
+        ``(N,)`` float64 tensor, 1 for identical images.
+
+    Example:
+        >>> hr = torch.rand(2, 3, 24, 24)
+        >>> ssim_y(hr, hr, crop_border=2)
+        tensor([1., 1.], dtype=torch.float64)
+    """
+    y_sr, y_hr = _y_pair(sr, hr, crop_border, min_size=SSIM_WINDOW)
+    g = gaussian_kernel1d(SSIM_SIGMA, SSIM_WINDOW, dtype=torch.float64, device=y_sr.device)
+    window = (g[:, None] * g[None, :]).view(1, 1, SSIM_WINDOW, SSIM_WINDOW)
+
+    def local_mean(t: Tensor) -> Tensor:
+        return F.conv2d(t, window)  # valid region only
+
+    c1, c2 = (SSIM_K1 * 255.0) ** 2, (SSIM_K2 * 255.0) ** 2
+    mu_x, mu_y = local_mean(y_sr), local_mean(y_hr)
+    var_x = local_mean(y_sr * y_sr) - mu_x * mu_x
+    var_y = local_mean(y_hr * y_hr) - mu_y * mu_y
+    cov = local_mean(y_sr * y_hr) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(1, 2, 3))
+
+
+# ----------------------------------------------------------------------------------------------------
+# LPIPS
+# ----------------------------------------------------------------------------------------------------
+
+LPIPS_NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
+
+# torchvision's file names for the ImageNet weights the lpips package builds on (what
+# torch.hub would have downloaded into <torch.hub.get_dir()>/checkpoints/).
+_BACKBONE_FILES = {
+    "alex": "alexnet-owt-7be5be79.pth",
+    "vgg": "vgg16-397923af.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
+# lpips' ScalingLayer: its inputs in [-1, 1] are mapped with (x - shift) / scale.
+_LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+_LPIPS_SCALE = (0.458, 0.448, 0.450)
+
+
+class _Fire(nn.Module):
+    """SqueezeNet's Fire module (torchvision's attribute names, so its state dict loads as is)."""
+
+    def __init__(self, inplanes: int, squeeze: int, expand1x1: int, expand3x3: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Conv2d(inplanes, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.squeeze(x))
+        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], dim=1)
+
+
+def _features(net: str) -> tuple[nn.Sequential, tuple[int, ...], tuple[int, ...]]:
+    """torchvision's ``features`` stack of ``net``, the indices after which lpips taps it, channels."""
+    relu, pool = nn.ReLU, nn.MaxPool2d
+    if net == "squeeze":  # squeezenet1_1
+        layers: list[nn.Module] = [nn.Conv2d(3, 64, 3, stride=2), relu(), pool(3, 2, ceil_mode=True)]
+        layers += [_Fire(64, 16, 64, 64), _Fire(128, 16, 64, 64), pool(3, 2, ceil_mode=True)]
+        layers += [_Fire(128, 32, 128, 128), _Fire(256, 32, 128, 128), pool(3, 2, ceil_mode=True)]
+        layers += [_Fire(256, 48, 192, 192), _Fire(384, 48, 192, 192)]
+        layers += [_Fire(384, 64, 256, 256), _Fire(512, 64, 256, 256)]
+        return nn.Sequential(*layers), (2, 5, 8, 10, 11, 12, 13), (64, 128, 256, 384, 384, 512, 512)
+    if net == "alex":
+        layers = [nn.Conv2d(3, 64, 11, stride=4, padding=2), relu(), pool(3, 2)]
+        layers += [nn.Conv2d(64, 192, 5, padding=2), relu(), pool(3, 2)]
+        layers += [nn.Conv2d(192, 384, 3, padding=1), relu(), nn.Conv2d(384, 256, 3, padding=1), relu()]
+        layers += [nn.Conv2d(256, 256, 3, padding=1), relu()]
+        return nn.Sequential(*layers), (2, 5, 8, 10, 12), (64, 192, 384, 256, 256)
+    layers, channels = [], 3  # vgg16 (configuration D), up to relu5_3
+    for width in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512):
+        if width == "M":
+            layers.append(pool(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, int(width), 3, padding=1), relu()]
+            channels = int(width)
+    return nn.Sequential(*layers), (4, 9, 16, 23, 30), (64, 128, 256, 512, 512)
+
+
+def _default_head_path(net: str) -> Path | None:
+    """``<lpips package>/weights/v0.1/<net>.pth`` of an installed lpips, found without importing it."""
+    try:
+        spec = importlib.util.find_spec("lpips")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "weights" / "v0.1" / f"{net}.pth"
+
+
+def _load_state(path: Path, what: str) -> dict[str, Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file: say which one
+        raise RuntimeError(f"cannot read the {what} from {path}: {err}") from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise RuntimeError(f"the {what} file {path} does not hold a state dict")
+    return state
+
+
+class LPIPS(nn.Module):
+    """LPIPS v0.1 (Zhang et al., *The Unreasonable Effectiveness of Deep Features as a Perceptual
+    Metric*, CVPR 2018), the ``lpips`` package's metric, offline and without torchvision.
+
+    Inputs in [0, 1] are mapped to [-1, 1], normalised with lpips' ScalingLayer, passed through the
+    ImageNet backbone; at each tapped layer the features are unit-normalised along channels, their
+    squared difference is weighted per channel by lpips' calibrated linear head, averaged over space,
+    and the layers are summed. The result equals ``lpips.LPIPS(net=net)(sr, hr, normalize=True)``.
+
+    Weights are read from disk, never downloaded:
+
+    * the backbone: torchvision's ImageNet checkpoint (``alexnet-owt-7be5be79.pth``,
+      ``vgg16-397923af.pth`` or ``squeezenet1_1-b8a52dc0.pth``) in ``<torch.hub.get_dir()>/checkpoints/``
+      (``$TORCH_HOME/hub/checkpoints/``, by default ``~/.cache/torch/hub/checkpoints/``), or
+      ``backbone_path``. Only its ``features.*`` entries are used.
+    * the linear heads: ``lpips/weights/v0.1/<net>.pth`` of an installed ``lpips`` package (found
+      without importing it, so ``pip install --no-deps lpips`` is enough and torchvision is not
+      needed), or ``head_path``.
+
+    A missing file raises ``FileNotFoundError`` naming the file and the folder to put it in.
+    The module is frozen (no trainable parameters) and stays in eval mode; gradients flow to the
+    inputs, so it can also serve as a perceptual loss.
+
+    Args:
+        net: backbone, ``'alex'`` (the package's default and the usual one in papers), ``'vgg'`` or
+            ``'squeeze'``.
+        backbone_path: torchvision checkpoint of the backbone (default: the torch hub cache).
+        head_path: lpips linear-head weights (default: from the installed lpips package).
+
+    Shape:
+        ``sr``, ``hr``: ``(N, 3, H, W)`` RGB in [0, 1] (H, W >= 32 is sensible); output ``(N,)``,
+        in float32 (float64 for float64 inputs). 0 for identical images, larger is more different.
+
+    Example:
+        >>> metric = LPIPS("squeeze")  # doctest: +SKIP
+        >>> metric(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)).shape  # doctest: +SKIP
+        torch.Size([2])
+    """
+
+    def __init__(
+        self, net: str = "alex", *, backbone_path: str | Path | None = None, head_path: str | Path | None = None
+    ) -> None:
+        super().__init__()
+        check_choice(net, "net", LPIPS_NETS)
+        self.net = net
+        backbone_file = (
+            Path(backbone_path)
+            if backbone_path is not None
+            else Path(torch.hub.get_dir()) / "checkpoints" / _BACKBONE_FILES[net]
+        )
+        if not backbone_file.is_file():
+            raise FileNotFoundError(
+                f"LPIPS(net={net!r}) needs torchvision's ImageNet backbone weights '{_BACKBONE_FILES[net]}': "
+                f"put that file in {backbone_file.parent}/ (torch.hub.get_dir()/checkpoints; set TORCH_HOME to "
+                f"move it) or pass backbone_path=; nothing is downloaded (missing: {backbone_file})"
+            )
+        head_file = Path(head_path) if head_path is not None else _default_head_path(net)
+        if head_file is None or not head_file.is_file():
+            where = f"missing: {head_file}" if head_file is not None else "the lpips package is not installed"
+            raise FileNotFoundError(
+                f"LPIPS(net={net!r}) needs the lpips v0.1 linear-head weights 'weights/v0.1/{net}.pth' of the "
+                f"lpips package: `pip install --no-deps lpips==0.1.4` (the file is read, the package is not "
+                f"imported, torchvision is not needed) or pass head_path= ({where})"
+            )
+        self.features, taps, channels = _features(net)
+        self._taps = taps
+        backbone = _load_state(backbone_file, f"{net} backbone")
+        features = {k[len("features.") :]: v for k, v in backbone.items() if k.startswith("features.")}
+        try:
+            self.features.load_state_dict(features)
+        except RuntimeError as err:
+            raise RuntimeError(f"{backbone_file} is not torchvision's {_BACKBONE_FILES[net]}: {err}") from err
+        head = _load_state(head_file, f"lpips {net} head")
+        self.heads = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in channels)
+        for k, conv in enumerate(self.heads):
+            key = f"lin{k}.model.1.weight"
+            if key not in head or head[key].shape != conv.weight.shape:
+                raise RuntimeError(f"{head_file} is not lpips' v0.1 {net}.pth head (no {key} of shape (1, {channels[k]}, 1, 1))")
+            conv.weight.data.copy_(head[key])
+        self.register_buffer("shift", torch.tensor(_LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(_LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def _taps_of(self, x: Tensor) -> list[Tensor]:
+        out, start = [], 0
+        for stop in self._taps:
+            for layer in self.features[start:stop]:
+                x = layer(x)
+            out.append(x)
+            start = stop
+        return out
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        check_image_pair(sr, hr)
+        if sr.shape[1] != 3:
+            raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
+        dtype = self.shift.dtype  # float32, or float64 after .double()
+        n = sr.shape[0]
+        x = torch.cat([sr.to(dtype), hr.to(dtype)]) * 2.0 - 1.0
+        x = (x - self.shift) / self.scale
+        total = x.new_zeros(n)
+        for feat, head in zip(self._taps_of(x), self.heads):
+            feat = feat / (feat.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            diff = (feat[:n] - feat[n:]).pow(2)
+            total = total + head(diff).mean(dim=(1, 2, 3))
+        return total
+
+
+def lpips(
+    sr: Tensor,
+    hr: Tensor,
+    net: str = "alex",
+    *,
+    backbone_path: str | Path | None = None,
+    head_path: str | Path | None = None,
+) -> Tensor:
+    """Per-image LPIPS of ``(N, 3, H, W)`` images in [0, 1], functional form of :class:`LPIPS`.
+
+    Loads the weights on every call: build one :class:`LPIPS` (on the images' device) for a loop.
+    Returns ``(N,)``.
+    """
+    metric = LPIPS(net, backbone_path=backbone_path, head_path=head_path).to(sr.device)
+    return metric(sr, hr)
+
