@@ -9,7 +9,20 @@ Example:
 """
 
 from . import metrics
-from .losses import PixelContrastiveLoss, pixel_contrastive_loss, pixel_contrastive_reference_map
+from .embeddings.random_conv import RandomConvFeatures
+from .embeddings.vgg import VGG19Features
+from .functional.filters import gaussian_blur2d, gaussian_high_pass
+from .losses import (
+    GaussianHighPassLoss,
+    PixelContrastiveLoss,
+    RandomConvContrastiveLoss,
+    RatioContrastiveLoss,
+    gaussian_high_pass_loss,
+    pixel_contrastive_loss,
+    pixel_contrastive_reference_map,
+    random_conv_contrastive_loss,
+    ratio_contrastive_loss,
+)
 
 __version__ = "0.1.0"
 
@@ -17,6 +30,16 @@ __all__ = [
     "PixelContrastiveLoss",
     "pixel_contrastive_loss",
     "pixel_contrastive_reference_map",
+    "GaussianHighPassLoss",
+    "gaussian_high_pass_loss",
+    "gaussian_high_pass",
+    "gaussian_blur2d",
+    "RatioContrastiveLoss",
+    "ratio_contrastive_loss",
+    "RandomConvContrastiveLoss",
+    "random_conv_contrastive_loss",
+    "RandomConvFeatures",
+    "VGG19Features",
     "metrics",
     "__version__",
 ]

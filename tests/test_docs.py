@@ -13,6 +13,12 @@ MODULES = [
     "contrastive_sr_losses.losses.pixel_contrastive",
     "contrastive_sr_losses.functional.color",
     "contrastive_sr_losses.metrics",
+    "contrastive_sr_losses.functional.filters",
+    "contrastive_sr_losses.losses.high_pass",
+    "contrastive_sr_losses.losses.ratio_contrastive",
+    "contrastive_sr_losses.losses.random_conv",
+    "contrastive_sr_losses.embeddings.random_conv",
+    "contrastive_sr_losses.embeddings.vgg",
 ]
 
 

@@ -1,5 +1,18 @@
 """Loss modules, one file per loss family, each with its functional twin."""
 
+from .high_pass import GaussianHighPassLoss, gaussian_high_pass_loss
 from .pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss, pixel_contrastive_reference_map
+from .random_conv import RandomConvContrastiveLoss, random_conv_contrastive_loss
+from .ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss
 
-__all__ = ["PixelContrastiveLoss", "pixel_contrastive_loss", "pixel_contrastive_reference_map"]
+__all__ = [
+    "PixelContrastiveLoss",
+    "pixel_contrastive_loss",
+    "pixel_contrastive_reference_map",
+    "GaussianHighPassLoss",
+    "gaussian_high_pass_loss",
+    "RatioContrastiveLoss",
+    "ratio_contrastive_loss",
+    "RandomConvContrastiveLoss",
+    "random_conv_contrastive_loss",
+]
