@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -311,6 +313,7 @@ def test_module_matches_functional_and_has_no_state():
     torch.testing.assert_close(criterion(sr, hr), pixel_contrastive_loss(sr, hr, 4, temperature=0.5, reduction="sum"))
     assert list(criterion.parameters()) == [] and criterion.state_dict() == {}
     assert "region=4" in repr(criterion) and "reduction='sum'" in repr(criterion)
+    assert "mode='grid'" in repr(criterion)
 
 
 def test_input_not_modified():
@@ -441,7 +444,9 @@ BAD_CALLS = [
     ((_sr, _hr), {"temperature": float("nan")}, ValueError, r"temperature must be a finite number > 0"),
     ((_sr, _hr), {"temperature": "1"}, TypeError, r"temperature must be a positive float"),
     ((_sr, _hr), {"reduction": "avg"}, ValueError, r"reduction must be one of 'mean', 'sum', 'none', got 'avg'"),
-    ((_sr, _hr), {"backend": "cuda"}, ValueError, r"backend must be one of 'auto', 'reference', 'torch', got 'cuda'"),
+    ((_sr, _hr), {"backend": "cuda"}, ValueError, r"backend must be one of 'auto', 'reference', 'torch', 'triton', got 'cuda'"),
+    ((_sr, _hr), {"mode": "overlap"}, ValueError, r"mode must be one of 'grid', 'sliding', got 'overlap'"),
+    ((_sr, _hr), {"mode": "sliding", "region": 9}, ValueError, r"region must be <= the image's height and width"),
     ((_sr, _hr), {"chunk_size": 0}, ValueError, r"chunk_size must be >= 1, got 0"),
 ]
 
@@ -459,6 +464,7 @@ def test_bad_input_messages(args, kwargs, exc, match):
         ({"temperature": 0}, ValueError, "temperature must be a finite number > 0"),
         ({"reduction": "max"}, ValueError, "reduction must be one of"),
         ({"backend": "numba"}, ValueError, "backend must be one of"),
+        ({"mode": "windows"}, ValueError, "mode must be one of 'grid', 'sliding'"),
         ({"chunk_size": -3}, ValueError, "chunk_size must be >= 1"),
     ],
 )
@@ -487,7 +493,61 @@ def test_cuda_matches_cpu(dtype):
 def test_all_backends_listed_are_tested():
     from contrastive_sr_losses.kernels import PIXEL_CONTRASTIVE_BACKENDS
 
-    assert set(PIXEL_CONTRASTIVE_BACKENDS) == {"auto", *BACKENDS}
+    # 'triton' is tested against the references in test_pixel_contrastive_triton.py
+    assert set(PIXEL_CONTRASTIVE_BACKENDS) == {"auto", "triton", *BACKENDS}
+
+
+# ------------------------------------------------------------------------------------------------
+# 'auto' dispatch and the optional triton dependency
+# ------------------------------------------------------------------------------------------------
+class _FakeCudaTensor:
+    is_cuda = True  # all that the dispatch looks at
+
+
+@pytest.mark.parametrize("triton_available", [True, False])
+def test_auto_dispatch(monkeypatch, triton_available):
+    from contrastive_sr_losses import kernels
+
+    monkeypatch.setattr(kernels, "TRITON_AVAILABLE", triton_available)
+    cuda_choice = kernels.select_pixel_contrastive_backend("auto", _FakeCudaTensor())
+    assert cuda_choice == ("triton" if triton_available else "torch")
+    assert kernels.select_pixel_contrastive_backend("auto", _sr) == "torch"  # CPU: never the interpreter
+    for explicit in ("reference", "torch", "triton"):
+        assert kernels.select_pixel_contrastive_backend(explicit, _sr) == explicit
+
+
+def test_auto_on_cpu_is_the_torch_path():
+    sr, hr = _pair((2, 3, 12, 10), levels=4)
+    for mode in ("grid", "sliding"):
+        auto = _value_and_grads("auto", sr, hr, region=4, mode=mode, reduction="none")
+        fast = _value_and_grads("torch", sr, hr, region=4, mode=mode, reduction="none")
+        for a, b in zip(auto, fast):
+            assert torch.equal(a, b)
+
+
+def test_triton_backend_without_triton_says_so(monkeypatch):
+    from contrastive_sr_losses import kernels
+
+    monkeypatch.setattr(kernels, "_triton_path", None)
+    monkeypatch.setattr(kernels, "TRITON_UNAVAILABLE_REASON", "ImportError: No module named 'triton'")
+    with pytest.raises(RuntimeError, match=r"backend='triton' needs the optional triton package .*No module named"):
+        pixel_contrastive_loss(_sr, _hr, 4, backend="triton")
+
+
+def test_package_imports_and_works_without_triton():
+    # a fresh interpreter in which `import triton` fails: the package imports, 'auto' still works
+    code = (
+        "import sys; sys.modules['triton'] = None\n"
+        "import torch\n"
+        "from contrastive_sr_losses.kernels import TRITON_AVAILABLE, TRITON_UNAVAILABLE_REASON\n"
+        "from contrastive_sr_losses.losses.pixel_contrastive import pixel_contrastive_loss\n"
+        "assert not TRITON_AVAILABLE and 'triton' in TRITON_UNAVAILABLE_REASON, TRITON_UNAVAILABLE_REASON\n"
+        "sr = torch.rand(1, 3, 8, 8, requires_grad=True)\n"
+        "pixel_contrastive_loss(sr, torch.rand(1, 3, 8, 8), 4, mode='sliding').backward()\n"
+        "assert sr.grad is not None\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_many_shapes_smoke():

@@ -12,15 +12,32 @@ tiles, each a rectangle cut into equal blocks::
 
 so every pixel is an anchor exactly once, no pixel is dropped and nothing is padded. A block of
 S pixels contrasts its anchors against its own S pixels only.
+
+Sliding windows (``mode='sliding'``, beyond the paper): the window of pixel (y, x) holds the pixels
+(y + dy, x + dx) for dy, dx in [-(r // 2), r - 1 - r // 2] that lie inside the image. The helpers
+below unfold them with zero padding plus a validity mask, so the padding never counts as a pixel.
+Window position k = (dy + r // 2) * r + (dx + r // 2) (row-major in the window).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Tile", "region_tiles", "to_blocks", "from_blocks"]
+__all__ = [
+    "Tile",
+    "region_tiles",
+    "to_blocks",
+    "from_blocks",
+    "window_extent",
+    "window_slab",
+    "unfold_windows",
+    "window_mask",
+    "fold_windows",
+]
 
 
 class Tile(NamedTuple):
@@ -78,3 +95,41 @@ def from_blocks(blocks: Tensor, n: int, rows: int, cols: int, bh: int, bw: int) 
     c = blocks.shape[-1]
     x = blocks.reshape(n, rows, cols, bh, bw, c).permute(0, 5, 1, 3, 2, 4)
     return x.reshape(n, c, rows * bh, cols * bw)
+
+
+def window_extent(region: int) -> tuple[int, int]:
+    """``(before, after)``: a sliding window of side ``region`` spans ``y - before .. y + after``."""
+    return region // 2, region - 1 - region // 2
+
+
+def window_slab(x: Tensor, y0: int, y1: int, region: int) -> Tensor:
+    """The rows of ``x`` that the windows of rows ``[y0, y1)`` reach, zero-padded outside the image.
+
+    ``(N, C, H, W)`` -> ``(N, C, y1 - y0 + region - 1, W + region - 1)``; slab row k is image row
+    ``y0 - before + k``, slab column k is image column ``k - before``.
+    """
+    h = x.shape[-2]
+    before, after = window_extent(region)
+    ya, yb = max(0, y0 - before), min(h, y1 + after)
+    return F.pad(x[..., ya:yb, :], (before, after, before - (y0 - ya), (y1 + after) - yb))
+
+
+def unfold_windows(slab: Tensor, region: int) -> Tensor:
+    """``(N, C, rows + r - 1, W + r - 1)`` slab -> ``(N, C, S, rows * W)``: every window, S = r * r."""
+    n, c = slab.shape[:2]
+    cols = F.unfold(slab, region)  # (N, C * S, L), channel-major
+    return cols.view(n, c, region * region, cols.shape[-1])
+
+
+def window_mask(y0: int, y1: int, width: int, height: int, region: int, device: torch.device) -> Tensor:
+    """``(S, (y1 - y0) * width)`` bool: window position k of pixel l lies inside the image."""
+    ones = torch.ones(1, 1, height, width, device=device)
+    return unfold_windows(window_slab(ones, y0, y1, region), region)[0, 0] > 0
+
+
+def fold_windows(cols: Tensor, rows: int, width: int, region: int) -> Tensor:
+    """Adjoint of :func:`unfold_windows`: ``(N, C, S, rows * W)`` -> slab ``(N, C, rows + r - 1, W + r - 1)``,
+    summing what each window position holds into the pixel it refers to."""
+    n, c, s, length = cols.shape
+    size = (rows + region - 1, width + region - 1)
+    return F.fold(cols.reshape(n, c * s, length), size, region)

@@ -2,33 +2,71 @@
 
 A backend computes the per-anchor loss map ``(N, 1, H, W)`` of the pixel contrastive loss from
 validated inputs; the loss module applies the reduction. Every backend is tested against the plain
-reference in :mod:`contrastive_sr_losses.losses.pixel_contrastive`.
+references in :mod:`contrastive_sr_losses.losses.pixel_contrastive`, in both modes (``'grid'``,
+the paper's blocks, and ``'sliding'``, a window centred on every pixel).
 
-- ``'reference'``: the equation as written, autograd through an ``(B, S, S, C)`` tensor.
-- ``'torch'``: chunked custom op with an analytic backward (any device, memory bounded).
-- ``'auto'``: the fastest backend available for the inputs (today ``'torch'``; a fused Triton kernel
-  for CUDA tensors will register here as ``'triton'``).
+- ``'reference'``: the equation as written, autograd through ``(B, S, S, C)`` (grid) or
+  ``(N, C, S, H*W)`` (sliding, ``F.unfold``) tensors.
+- ``'torch'``: chunked custom ops with an analytic backward (any device, memory bounded).
+- ``'triton'``: fused Triton kernels (CUDA tensors; CPU tensors in Triton's interpreter when
+  ``TRITON_INTERPRET=1`` was set before the import). Needs the optional ``triton`` package.
+- ``'auto'``: ``'triton'`` for CUDA tensors when triton is importable, ``'torch'`` otherwise.
+
+Package import never requires triton: it is imported here when installed, and a failed import only
+makes ``'triton'`` unavailable (``TRITON_UNAVAILABLE_REASON`` says why).
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
+from .pixel_contrastive_sliding_torch import pixel_contrastive_sliding_map_torch
 from .pixel_contrastive_torch import default_chunk_size, pixel_contrastive_map_torch
 
 __all__ = [
     "PIXEL_CONTRASTIVE_BACKENDS",
+    "PIXEL_CONTRASTIVE_MODES",
+    "TRITON_AVAILABLE",
+    "TRITON_UNAVAILABLE_REASON",
     "select_pixel_contrastive_backend",
+    "pixel_contrastive_fast_map",
     "default_chunk_size",
     "pixel_contrastive_map_torch",
+    "pixel_contrastive_sliding_map_torch",
 ]
 
-PIXEL_CONTRASTIVE_BACKENDS: tuple[str, ...] = ("auto", "reference", "torch")
+PIXEL_CONTRASTIVE_BACKENDS: tuple[str, ...] = ("auto", "reference", "torch", "triton")
+PIXEL_CONTRASTIVE_MODES: tuple[str, ...] = ("grid", "sliding")
+
+try:
+    from . import pixel_contrastive_triton as _triton_path
+except Exception as error:  # ImportError without triton; a broken install must not break the package
+    _triton_path = None
+    TRITON_UNAVAILABLE_REASON: str | None = f"{type(error).__name__}: {error}"
+else:
+    TRITON_UNAVAILABLE_REASON = None
+
+TRITON_AVAILABLE: bool = _triton_path is not None
 
 
 def select_pixel_contrastive_backend(backend: str, sr: Tensor) -> str:
-    """Resolve ``'auto'`` to a concrete backend name for the given input."""
+    """Resolve ``'auto'`` to a concrete backend name for the given input (no device sync)."""
     if backend != "auto":
         return backend
-    return "torch"
+    return "triton" if (sr.is_cuda and TRITON_AVAILABLE) else "torch"
 
+
+def pixel_contrastive_fast_map(
+    sr: Tensor, hr: Tensor, region: int, temperature: float, mode: str, backend: str, chunk_size: int | None
+) -> Tensor:
+    """Loss map of a concrete fast backend (``'torch'`` or ``'triton'``) in ``mode``."""
+    if backend == "triton":
+        if _triton_path is None:
+            raise RuntimeError(
+                "backend='triton' needs the optional triton package (pip install triton), which cannot be "
+                f"imported here ({TRITON_UNAVAILABLE_REASON}); use backend='auto' or 'torch'"
+            )
+        return _triton_path.pixel_contrastive_map_triton(sr, hr, region, temperature, mode)
+    if mode == "sliding":
+        return pixel_contrastive_sliding_map_torch(sr, hr, region, temperature, chunk_size)
+    return pixel_contrastive_map_torch(sr, hr, region, temperature, chunk_size)

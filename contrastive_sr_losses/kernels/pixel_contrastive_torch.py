@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .._validation import compute_dtype
 from ..functional.regions import Tile, from_blocks, region_tiles, to_blocks
+from ._autograd import new_grads, new_maps, register_map_ops
 
 __all__ = ["pixel_contrastive_map_torch", "default_chunk_size"]
 
@@ -89,11 +90,9 @@ def _positive_mask(hb: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 @torch.library.custom_op("contrastive_sr_losses::pixel_contrastive_grid_fwd", mutates_args=())
 def _grid_fwd(sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_size: int) -> tuple[Tensor, Tensor]:
-    n, _, h, w = sr.shape
     dtype = compute_dtype(sr, hr)
     inv_t = 1.0 / temperature
-    loss = sr.new_empty((n, 1, h, w), dtype=dtype)
-    lse_map = sr.new_empty((n, 1, h, w), dtype=dtype)
+    loss, lse_map = new_maps(sr, hr)
     for tile, index, m, rows in _iter_pieces(sr.shape, region, chunk_size):
         a, b = _blocks(sr[index], tile, dtype), _blocks(hr[index], tile, dtype)
         logits = torch.cdist(a, b, p=1).mul_(-inv_t)  # (B, S, S)
@@ -103,13 +102,6 @@ def _grid_fwd(sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_siz
         _write(loss, index, l_i.unsqueeze(-1), m, rows, tile)
         _write(lse_map, index, lse.unsqueeze(-1), m, rows, tile)
     return loss, lse_map
-
-
-@_grid_fwd.register_fake
-def _grid_fwd_fake(sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_size: int) -> tuple[Tensor, Tensor]:
-    n, _, h, w = sr.shape
-    dtype = compute_dtype(sr, hr)
-    return sr.new_empty((n, 1, h, w), dtype=dtype), sr.new_empty((n, 1, h, w), dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,8 +134,7 @@ def _grid_bwd(
 ) -> tuple[Tensor, Tensor]:
     dtype = lse_map.dtype
     inv_t = 1.0 / temperature
-    grad_sr = torch.empty_like(sr) if need_sr else sr.new_empty(0)
-    grad_hr = torch.empty_like(hr) if need_hr else hr.new_empty(0)
+    grad_sr, grad_hr = new_grads(sr, hr, need_sr, need_hr)
     for tile, index, m, rows in _iter_pieces(sr.shape, region, chunk_size):
         a, b = _blocks(sr[index], tile, dtype), _blocks(hr[index], tile, dtype)
         g = _blocks(grad[index], tile, dtype).squeeze(-1)  # (B, S)
@@ -162,41 +153,7 @@ def _grid_bwd(
     return grad_sr, grad_hr
 
 
-@_grid_bwd.register_fake
-def _grid_bwd_fake(
-    grad: Tensor,
-    sr: Tensor,
-    hr: Tensor,
-    lse_map: Tensor,
-    region: int,
-    temperature: float,
-    chunk_size: int,
-    need_sr: bool,
-    need_hr: bool,
-) -> tuple[Tensor, Tensor]:
-    grad_sr = torch.empty_like(sr) if need_sr else sr.new_empty(0)
-    grad_hr = torch.empty_like(hr) if need_hr else hr.new_empty(0)
-    return grad_sr, grad_hr
-
-
-def _setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
-    sr, hr, region, temperature, chunk_size = inputs
-    _, lse_map = output
-    ctx.save_for_backward(sr, hr, lse_map)
-    ctx.args = (region, temperature, chunk_size)
-    ctx.mark_non_differentiable(lse_map)
-
-
-def _backward(ctx, grad_loss: Tensor, _grad_lse: Tensor):  # type: ignore[no-untyped-def]
-    sr, hr, lse_map = ctx.saved_tensors
-    need_sr, need_hr = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    if not (need_sr or need_hr):
-        return None, None, None, None, None
-    grad_sr, grad_hr = _grid_bwd(grad_loss, sr, hr, lse_map, *ctx.args, need_sr, need_hr)
-    return (grad_sr if need_sr else None), (grad_hr if need_hr else None), None, None, None
-
-
-_grid_fwd.register_autograd(_backward, setup_context=_setup_context)
+register_map_ops(_grid_fwd, _grid_bwd)
 
 
 def pixel_contrastive_map_torch(

@@ -9,6 +9,21 @@ HR pixels of the block form the denominator. With d(i, j) = ||sr_i - hr_j||_1 (s
 
 The paper combines it as ``L1 + 0.1 * L_cntr`` (eq 11, lambda_C = 0.1 is its best value, table 5)
 with S = 64, i.e. ``region=8`` (its best trade-off, table 8).
+
+Grid vs sliding (``mode``):
+
+- ``'grid'`` (default, the paper): the image is cut into non-overlapping ``region x region``
+  blocks and an anchor is contrasted with the S pixels of *its block*. A pixel at a block border
+  only sees neighbours on one side (a pixel in a block's corner sees none across the border), and
+  two adjacent pixels in different blocks never meet.
+- ``'sliding'`` (beyond the paper): every anchor gets its own ``region x region`` window
+  centred on it, HR pixels (y + dy, x + dx) for dy, dx in [-(r // 2), r - 1 - r // 2] (for even r
+  the extra row / column is below / right); window pixels outside the image are left out (not
+  padded), so border anchors have smaller windows. Every anchor is contrasted with all its
+  neighbours on every side; the cost per anchor is the same S pairs as in grid mode.
+
+Both modes use the same positives (window / block pixels equal to HR pixel i in every channel) and
+the same equation; for ``region=1`` both are identically zero.
 """
 
 from __future__ import annotations
@@ -24,14 +39,20 @@ from .._validation import (
     check_positive_int,
     compute_dtype,
 )
-from ..functional.regions import from_blocks, region_tiles, to_blocks
+from ..functional.regions import from_blocks, region_tiles, to_blocks, unfold_windows, window_mask, window_slab
 from ..kernels import (
     PIXEL_CONTRASTIVE_BACKENDS,
-    pixel_contrastive_map_torch,
+    PIXEL_CONTRASTIVE_MODES,
+    pixel_contrastive_fast_map,
     select_pixel_contrastive_backend,
 )
 
-__all__ = ["PixelContrastiveLoss", "pixel_contrastive_loss", "pixel_contrastive_reference_map"]
+__all__ = [
+    "PixelContrastiveLoss",
+    "pixel_contrastive_loss",
+    "pixel_contrastive_reference_map",
+    "pixel_contrastive_sliding_reference_map",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -60,11 +81,39 @@ def pixel_contrastive_reference_map(sr: Tensor, hr: Tensor, region: int = 8, tem
     return out
 
 
-def _reduce(loss_map: Tensor, region: int, reduction: str) -> Tensor:
+def pixel_contrastive_sliding_reference_map(
+    sr: Tensor, hr: Tensor, region: int = 8, temperature: float = 1.0
+) -> Tensor:
+    """Per-anchor loss map ``(N, 1, H, W)`` of the sliding-window mode, computed plainly with ``F.unfold``.
+
+    Every pixel's ``region x region`` window of HR pixels is unfolded (zero padding), a mask leaves
+    out the window positions outside the image, and eq 9 is applied per anchor over its window.
+    Memory ~ S x the input (``(N, C, S, H*W)``). Inputs are assumed validated; dtypes as
+    :func:`pixel_contrastive_reference_map`.
+    """
+    dtype = compute_dtype(sr, hr)
+    n, c, h, w = sr.shape
+    windows = unfold_windows(window_slab(hr.to(dtype), 0, h, region), region)  # (N, C, S, HW)
+    inside = window_mask(0, h, w, h, region, sr.device)  # (S, HW)
+    anchors = sr.to(dtype).reshape(n, c, 1, h * w)
+    centre = hr.to(dtype).reshape(n, c, 1, h * w)
+    d = (anchors - windows).abs().sum(1)  # d[N, k, l] = ||sr_l - hr_(window k of l)||_1
+    logits = (-d / temperature).masked_fill(~inside, float("-inf"))
+    positive = (windows == centre).all(1) & inside
+    numerator = torch.logsumexp(logits.masked_fill(~positive, float("-inf")), dim=1)
+    denominator = torch.logsumexp(logits, dim=1)
+    return (denominator - numerator).view(n, 1, h, w)
+
+
+def _reduce(loss_map: Tensor, region: int, reduction: str, mode: str) -> Tensor:
     if reduction == "none":
         return loss_map
     if reduction == "mean":
         return loss_map.mean()
+    if mode == "sliding":
+        # eq 10's scale: (1/S) * sum over all anchors, i.e. the mean times the number of r x r
+        # regions the batch holds (N * H * W / S), as grid mode gives when H and W are multiples of r.
+        return loss_map.sum() / (region * region)
     # 'sum', eq 10: sum over blocks of the block's mean over its S anchors.
     _, _, h, w = loss_map.shape
     total = loss_map.new_zeros(())
@@ -74,7 +123,14 @@ def _reduce(loss_map: Tensor, region: int, reduction: str) -> Tensor:
 
 
 def _check_args(
-    sr: Tensor, hr: Tensor, region: int, temperature: float, reduction: str, backend: str, chunk_size: int | None
+    sr: Tensor,
+    hr: Tensor,
+    region: int,
+    mode: str,
+    temperature: float,
+    reduction: str,
+    backend: str,
+    chunk_size: int | None,
 ) -> float:
     check_image_pair(sr, hr)
     check_positive_int(region, "region")
@@ -83,6 +139,7 @@ def _check_args(
         raise ValueError(
             f"region must be <= the image's height and width, got region={region} for an image of {h}x{w}"
         )
+    check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
     temperature = check_positive_float(temperature, "temperature")
     check_choice(reduction, "reduction", REDUCTIONS)
     check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
@@ -96,6 +153,7 @@ def pixel_contrastive_loss(
     hr: Tensor,
     region: int = 8,
     *,
+    mode: str = "grid",
     temperature: float = 1.0,
     reduction: str = "mean",
     backend: str = "auto",
@@ -110,7 +168,12 @@ def pixel_contrastive_loss(
         region: side r of the square regions (S = r*r pixels). Default 8 (S = 64, the paper's
             choice; its ablation on DIV2K_val5 x3 gives 32.425 / 32.451 / 32.458 dB for S = 16 / 64 / 256).
             When H or W is not a multiple of ``region`` the last row / column of blocks are smaller
-            blocks (e.g. 8x3), so every pixel is an anchor once; ``region`` must not exceed H or W.
+            blocks (e.g. 8x3), so every pixel is an anchor once; ``region`` must not exceed H or W
+            (in both modes).
+        mode: ``'grid'`` (default, the paper): non-overlapping blocks, each anchor contrasted with
+            its block. ``'sliding'``: each anchor contrasted with its own ``region x region`` window
+            centred on it (offsets -(r//2) .. r-1-r//2), clipped at the image border (outside
+            pixels left out, not padded). See the module docstring for the difference.
         temperature: T in ``exp(-d/T)``. The paper uses 1 on whatever value range it trains in; the
             softmax sharpness depends on that range (d <= 3 for RGB in [0, 1], <= 765 in [0, 255]),
             so for [0, 255] data ``temperature=255`` gives the [0, 1] behaviour. The paper does not
@@ -119,12 +182,17 @@ def pixel_contrastive_loss(
             loss of a perfect output is still about log S minus a little, and its gradient is weak).
         reduction: ``'mean'`` (default): mean of l_i over every anchor of the batch, scale-free like
             an L1 loss. ``'sum'``: the paper's literal eq 10, the sum over all blocks of the batch of
-            (1/S) * sum_i l_i (a partial block uses its own S). ``'none'``: the per-anchor map
-            ``(N, 1, H, W)``.
-        backend: ``'auto'`` (fastest available), ``'torch'`` (chunked, analytic backward, memory
-            bounded) or ``'reference'`` (the equation as written; memory ~ S x C x the input).
-        chunk_size: blocks processed at once by the ``'torch'`` backend; ``None`` keeps each
-            ``(chunk, S, S)`` work tensor near 4 MiB. The result does not depend on it.
+            (1/S) * sum_i l_i (a partial block uses its own S); in sliding mode, which has no blocks,
+            ``(1/S) * sum_i l_i`` over all anchors with S = region**2 (the mean times N*H*W/S, the
+            same scale as grid mode). ``'none'``: the per-anchor map ``(N, 1, H, W)``.
+        backend: ``'auto'`` (default: ``'triton'`` for CUDA tensors when triton is importable,
+            ``'torch'`` otherwise), ``'torch'`` (chunked, analytic backward, memory bounded, any
+            device), ``'triton'`` (fused kernels, CUDA; CPU only in Triton's interpreter,
+            ``TRITON_INTERPRET=1``) or ``'reference'`` (the equation as written; memory ~ S x C x
+            the input).
+        chunk_size: work per chunk of the ``'torch'`` backend, in blocks (sliding mode: groups of
+            ``region**2`` anchors); ``None`` keeps each work tensor near 4 MiB. The result does not
+            depend on it.
 
     Returns:
         A scalar, or the ``(N, 1, H, W)`` map for ``reduction='none'``; float32 (float64 if an input
@@ -141,14 +209,19 @@ def pixel_contrastive_loss(
         >>> loss.backward()
         >>> pixel_contrastive_loss(sr, hr, region=8, reduction="none").shape
         torch.Size([2, 1, 16, 16])
+        >>> sliding = pixel_contrastive_loss(sr, hr, region=8, mode="sliding")
+        >>> sliding.shape, sliding.dtype
+        (torch.Size([]), torch.float32)
     """
-    temperature = _check_args(sr, hr, region, temperature, reduction, backend, chunk_size)
+    temperature = _check_args(sr, hr, region, mode, temperature, reduction, backend, chunk_size)
     backend = select_pixel_contrastive_backend(backend, sr)
-    if backend == "reference":
+    if backend == "reference" and mode == "sliding":
+        loss_map = pixel_contrastive_sliding_reference_map(sr, hr, region, temperature)
+    elif backend == "reference":
         loss_map = pixel_contrastive_reference_map(sr, hr, region, temperature)
     else:
-        loss_map = pixel_contrastive_map_torch(sr, hr, region, temperature, chunk_size)
-    return _reduce(loss_map, region, reduction)
+        loss_map = pixel_contrastive_fast_map(sr, hr, region, temperature, mode, backend, chunk_size)
+    return _reduce(loss_map, region, reduction, mode)
 
 
 class PixelContrastiveLoss(nn.Module):
@@ -161,10 +234,12 @@ class PixelContrastiveLoss(nn.Module):
 
     Args:
         region: side of the square regions, default 8 (S = 64, the paper's default).
+        mode: ``'grid'`` (default, the paper's non-overlapping blocks) or ``'sliding'`` (a window
+            centred on every anchor, clipped at the border).
         temperature: softmax temperature T, default 1.0 (the paper's eq 9).
         reduction: ``'mean'`` (default), ``'sum'`` (literal eq 10) or ``'none'``.
-        backend: ``'auto'``, ``'torch'`` or ``'reference'``.
-        chunk_size: blocks per chunk of the ``'torch'`` backend (``None``: automatic).
+        backend: ``'auto'``, ``'torch'``, ``'triton'`` or ``'reference'``.
+        chunk_size: work per chunk of the ``'torch'`` backend (``None``: automatic).
 
     Shape:
         - sr, hr: ``(N, C, H, W)``.
@@ -179,12 +254,15 @@ class PixelContrastiveLoss(nn.Module):
         >>> hr = torch.rand(4, 3, 32, 32)
         >>> loss = torch.nn.functional.l1_loss(sr, hr) + 0.1 * criterion(sr, hr)
         >>> loss.backward()
+        >>> PixelContrastiveLoss(region=8, mode="sliding")
+        PixelContrastiveLoss(region=8, mode='sliding', temperature=1.0, reduction='mean', backend='auto')
     """
 
     def __init__(
         self,
         region: int = 8,
         *,
+        mode: str = "grid",
         temperature: float = 1.0,
         reduction: str = "mean",
         backend: str = "auto",
@@ -192,6 +270,7 @@ class PixelContrastiveLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.region = check_positive_int(region, "region")
+        self.mode = check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
         self.temperature = check_positive_float(temperature, "temperature")
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self.backend = check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
@@ -202,6 +281,7 @@ class PixelContrastiveLoss(nn.Module):
             sr,
             hr,
             self.region,
+            mode=self.mode,
             temperature=self.temperature,
             reduction=self.reduction,
             backend=self.backend,
@@ -209,4 +289,7 @@ class PixelContrastiveLoss(nn.Module):
         )
 
     def extra_repr(self) -> str:
-        return f"region={self.region}, temperature={self.temperature}, reduction={self.reduction!r}, backend={self.backend!r}"
+        return (
+            f"region={self.region}, mode={self.mode!r}, temperature={self.temperature}, "
+            f"reduction={self.reduction!r}, backend={self.backend!r}"
+        )
