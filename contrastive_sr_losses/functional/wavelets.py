@@ -178,7 +178,7 @@ def dwt2(x: Tensor, wavelet: str = "haar", mode: str = "symmetric") -> WaveletBa
         >>> torch.allclose(idwt2(ll, lh, hl, hh, "haar"), x, atol=1e-6)
         True
     """
-    _check_image(x)
+    _check_image(x, "x")
     bank = analysis_filter_bank(wavelet, dtype=x.dtype, device=x.device)
     return _dwt2_with_bank(x, bank, _check_mode(mode))
 
@@ -297,7 +297,7 @@ class DWT2(nn.Module):
         self.register_buffer("filter_bank", analysis_filter_bank(wavelet), persistent=False)
 
     def forward(self, x: Tensor) -> WaveletBands | Tensor:
-        _check_image(x)
+        _check_image(x, "x")
         bands = _dwt2_with_bank(x, self.filter_bank, self.mode)
         if self.high_only:
             return torch.cat([bands.lh, bands.hl, bands.hh], dim=1)
