@@ -22,14 +22,29 @@ from typing import Any
 import torch.nn as nn
 
 from . import edsr as _edsr
+from . import gidrn as _gidrn
+from . import prffn as _prffn
+from . import rcan as _rcan
+from . import rrlfn as _rrlfn
+from . import swinir as _swinir
 from .common import SUPPORTED_SCALES, check_scale
 from .edsr import EDSR
+from .gidrn import GIDRN
+from .prffn import PRFFN
+from .rcan import RCAN
+from .rrlfn import RRLFN
+from .swinir import SwinIR
 
-__all__ = ["create_model", "list_models", "SUPPORTED_SCALES", "EDSR"]
+__all__ = ["create_model", "list_models", "SUPPORTED_SCALES", "EDSR", "RCAN", "SwinIR", "PRFFN", "RRLFN", "GIDRN"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "edsr_baseline": _edsr.edsr_baseline,
     "edsr": _edsr.edsr,
+    "rcan": _rcan.rcan,
+    "swinir_light": _swinir.swinir_light,
+    "prffn": _prffn.prffn,
+    "rrlfn": _rrlfn.rrlfn,
+    "gidrn": _gidrn.gidrn,
 }
 
 

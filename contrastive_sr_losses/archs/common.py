@@ -29,6 +29,7 @@ __all__ = [
     "Upsampler",
     "PixelShuffleDirect",
     "ChannelAttention",
+    "ResidualSRNet",
 ]
 
 #: Mean RGB value of the DIV2K training set in [0, 1], the mean shift of EDSR, RCAN and SwinIR.
@@ -146,3 +147,34 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.body(self.pool(x))
+
+
+class ResidualSRNet(nn.Module):
+    """The EDSR / RCAN layout shared by EDSR, RCAN and PRFFN::
+
+        x -> MeanShift -> conv3x3 (3 -> C) -> [body blocks -> conv3x3] + skip
+          -> Upsampler -> conv3x3 (C -> 3) -> MeanShift^-1
+
+    Subclasses pass their body blocks (each mapping C channels to C channels).
+    """
+
+    def __init__(
+        self,
+        scale: int,
+        n_feats: int,
+        blocks: Sequence[nn.Module],
+        img_range: float,
+        rgb_mean: Sequence[float],
+    ) -> None:
+        super().__init__()
+        self.scale = check_scale(scale)
+        self.mean_shift = MeanShift(rgb_mean, img_range)
+        self.head = conv3x3(3, n_feats)
+        self.body = nn.Sequential(*blocks, conv3x3(n_feats, n_feats))
+        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv3x3(n_feats, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_lr_image(x)
+        x = self.head(self.mean_shift.normalize(x))
+        x = x + self.body(x)
+        return self.mean_shift.restore(self.tail(x))

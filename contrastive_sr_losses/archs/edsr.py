@@ -22,7 +22,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .._validation import check_positive_float, check_positive_int
-from .common import DIV2K_RGB_MEAN, MeanShift, Upsampler, check_lr_image, check_scale, conv3x3
+from .common import DIV2K_RGB_MEAN, ResidualSRNet, check_scale, conv3x3
 
 __all__ = ["EDSR", "ResBlock", "edsr", "edsr_baseline"]
 
@@ -42,7 +42,7 @@ class ResBlock(nn.Module):
         return x + res
 
 
-class EDSR(nn.Module):
+class EDSR(ResidualSRNet):
     """EDSR super-resolution network (Lim et al. 2017).
 
     Args:
@@ -72,23 +72,12 @@ class EDSR(nn.Module):
         img_range: float = 255.0,
         rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
     ) -> None:
-        super().__init__()
-        self.scale = check_scale(scale)
+        check_scale(scale)
         check_positive_int(n_resblocks, "n_resblocks")
         check_positive_int(n_feats, "n_feats")
         res_scale = check_positive_float(res_scale, "res_scale")
-        self.mean_shift = MeanShift(rgb_mean, img_range)
-        self.head = conv3x3(3, n_feats)
-        self.body = nn.Sequential(
-            *[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)], conv3x3(n_feats, n_feats)
-        )
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv3x3(n_feats, 3))
-
-    def forward(self, x: Tensor) -> Tensor:
-        check_lr_image(x)
-        x = self.head(self.mean_shift.normalize(x))
-        x = x + self.body(x)
-        return self.mean_shift.restore(self.tail(x))
+        blocks = [ResBlock(n_feats, res_scale) for _ in range(n_resblocks)]
+        super().__init__(scale, n_feats, blocks, img_range, rgb_mean)
 
 
 def edsr_baseline(scale: int = 4, **kwargs) -> EDSR:
