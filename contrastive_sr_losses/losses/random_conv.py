@@ -5,8 +5,10 @@ Conv3x3 -> Tanh -> Conv3x3, with the bicubic-upsampled LR image as the negative.
 Neither paper publishes the channel count or the layer weights. Defaults chosen here: 16 channels
 (see :class:`~contrastive_sr_losses.embeddings.random_conv.RandomConvFeatures`) and equal weights
 (0.5, 0.5) on the two feature maps (after the Tanh, after the second conv), so the loss is the
-average of two ratios: about 1 when SR is as far from HR as the bicubic image is, 0 when SR == HR.
-RRLFN adds the term only in the last warm-start stage (seed 003, section 2.2).
+average of two ratios: 0 when SR == HR, 1 when SR is as far from HR as from the bicubic image.
+Near SR == negative the ratio explodes (``d_pos / eps``); an untrained network with a bicubic skip
+connection starts there, so use the term when fine-tuning from a trained checkpoint, as RRLFN does
+(it adds the loss only in the last warm-start stage, seed 003, section 2.2).
 """
 
 from __future__ import annotations
