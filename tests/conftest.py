@@ -1,0 +1,17 @@
+"""Test-session set-up shared by every test file.
+
+Without a CUDA device, the Triton kernels of the package are tested in Triton's interpreter, on CPU
+tensors: ``triton.jit`` reads ``TRITON_INTERPRET`` when a kernel is *decorated*, i.e. when
+``contrastive_sr_losses`` is first imported, so it is set here, before any test module imports the
+package. With CUDA the kernels are compiled and the same tests run on the GPU. An explicit
+``TRITON_INTERPRET`` in the environment is left as it is.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
