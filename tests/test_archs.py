@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from contrastive_sr_losses.archs import create_model, list_models
+from contrastive_sr_losses.archs import TINY_OVERRIDES, create_model, list_models
 from contrastive_sr_losses.archs.common import ChannelAttention, MeanShift
 from contrastive_sr_losses.archs.gidrn import ANRB, ContrastChannelAttention, DenseShortcuts, GIDRN
 from contrastive_sr_losses.archs.prffn import MRCAB, PFFG, SAFB
@@ -19,17 +19,7 @@ from contrastive_sr_losses.archs.swinir import WindowAttention, shifted_window_m
 
 NAMES = ["edsr_baseline", "edsr", "rcan", "swinir_light", "prffn", "rrlfn", "gidrn"]
 
-# Tiny variants (constructor overrides through create_model) used where only the wiring matters: they
-# keep every block type, the real upsamplers and the real input/output handling.
-TINY: dict[str, dict] = {
-    "edsr_baseline": {"n_resblocks": 2, "n_feats": 16},
-    "edsr": {"n_resblocks": 2, "n_feats": 16},
-    "rcan": {"n_resgroups": 2, "n_resblocks": 2, "n_feats": 16, "reduction": 4},
-    "swinir_light": {"embed_dim": 12, "depths": (2, 2), "heads": (2, 3), "window": 4},
-    "prffn": {"n_groups": 2, "n_feats": 16, "reduction": 4},
-    "rrlfn": {"n_blocks": 2, "n_feats": 16, "esa_channels": 8},
-    "gidrn": {"n_feats": 16, "group_channels": 8, "n_groups": 2, "n_blocks": 2, "reduction": 4},
-}
+TINY = TINY_OVERRIDES
 
 
 def n_params(model: nn.Module, trainable_only: bool = True) -> int:
@@ -46,6 +36,7 @@ def tiny(name: str, scale: int, seed: int = 0) -> nn.Module:
 # ------------------------------------------------------------------------------------------------
 def test_list_models_names():
     assert list_models() == NAMES
+    assert list(TINY_OVERRIDES) == NAMES
 
 
 def test_unknown_name_lists_known_models():

@@ -35,7 +35,18 @@ from .rcan import RCAN
 from .rrlfn import RRLFN
 from .swinir import SwinIR
 
-__all__ = ["create_model", "list_models", "SUPPORTED_SCALES", "EDSR", "RCAN", "SwinIR", "PRFFN", "RRLFN", "GIDRN"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "SUPPORTED_SCALES",
+    "TINY_OVERRIDES",
+    "EDSR",
+    "RCAN",
+    "SwinIR",
+    "PRFFN",
+    "RRLFN",
+    "GIDRN",
+]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "edsr_baseline": _edsr.edsr_baseline,
@@ -45,6 +56,20 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "prffn": _prffn.prffn,
     "rrlfn": _rrlfn.rrlfn,
     "gidrn": _gidrn.gidrn,
+}
+
+
+#: Constructor overrides giving a tiny variant of each network, with every block type, the real
+#: upsampler and the real input / output handling, but few blocks and channels: for smoke tests and
+#: quick CPU runs, ``create_model(name, scale, **TINY_OVERRIDES[name])``.
+TINY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "edsr_baseline": {"n_resblocks": 2, "n_feats": 16},
+    "edsr": {"n_resblocks": 2, "n_feats": 16},
+    "rcan": {"n_resgroups": 2, "n_resblocks": 2, "n_feats": 16, "reduction": 4},
+    "swinir_light": {"embed_dim": 12, "depths": (2, 2), "heads": (2, 3), "window": 4},
+    "prffn": {"n_groups": 2, "n_feats": 16, "reduction": 4},
+    "rrlfn": {"n_blocks": 2, "n_feats": 16, "esa_channels": 8},
+    "gidrn": {"n_feats": 16, "group_channels": 8, "n_groups": 2, "n_blocks": 2, "reduction": 4},
 }
 
 
