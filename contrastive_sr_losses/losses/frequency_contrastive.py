@@ -1,0 +1,545 @@
+"""PCL: contrastive loss in the feature space of a wavelet discriminator (Wu, Jiang, Liu, Ma, *A Practical
+Contrastive Learning Framework for Single Image Super-Resolution*, seed 002, section 3, eqs 5-11).
+
+For SR image i, positives are the HR image and sharpened copies of it (eq 5), hard negatives are
+slightly blurred copies (eq 6), optionally with the bicubic-upsampled LR input. All are embedded by a
+discriminator E_D that sees only the Haar detail sub-bands (section 3.3). With f, p, n the features of
+SR, positives and negatives at layer l and s the mean over pixels of the channel-wise cosine (eq 9)::
+
+    s(x, y)  = 1/(HW) * sum_hw  <x_hw, y_hw> / (|x_hw| |y_hw|)                                      (eq 9)
+    L_{i,l}  = 1/K_P * sum_j -log( exp(s(f,p_j)/tau) / (exp(s(f,p_j)/tau) + sum_k exp(s(f,n_k)/tau)) )  (eq 8)
+    L_CL     = 1/(N L) * sum_i sum_l L_{i,l};     L_SR = L1 + alpha * L_CL, alpha = 1                 (eqs 10, 11)
+
+E_D is trained GAN-like, one step per generator step, with the contrastive discriminator loss of eq 7
+(one real against the batch of fakes and vice versa, a softmax cross-entropy).
+
+Where this implementation departs from the authors' released code, on purpose:
+
+* the generator-side pass keeps autograd through the (frozen) discriminator, so the SR network does
+  learn from L_CL (the released code runs that pass under ``no_grad``, which makes the term a
+  constant); the discriminator's parameters get no gradient from it;
+* the discriminator runs in eval mode in that pass: BatchNorm uses its running statistics and does not
+  update them (features then do not depend on what else is in the batch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .._validation import check_choice, check_image_pair, check_positive_float, check_positive_int, compute_dtype
+from ..embeddings.wavelet_discriminator import PCL_FEATURE_LAYERS
+from ..samplers import (
+    DEFAULT_BLUR_KERNEL_SIZES,
+    DEFAULT_BLUR_SIGMA,
+    DEFAULT_SHARPEN_FACTOR,
+    RandomGaussianBlur,
+    RandomSharpen,
+)
+from .ratio_contrastive import _extractor_dtype, upsample_negative
+
+__all__ = [
+    "contrastive_discriminator_loss",
+    "frequency_contrastive_loss",
+    "FrequencyContrastiveLoss",
+    "PCLTrainer",
+]
+
+REDUCTIONS = ("mean", "none")
+Features = Tensor | Sequence[Tensor]
+
+
+# ------------------------------------------------------------------------------------------------
+# eq 7: the discriminator's loss
+# ------------------------------------------------------------------------------------------------
+def _check_logits(x: object, name: str) -> Tensor:
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (B, ...), got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must have a non-empty batch dimension (B, ...), got shape {tuple(x.shape)}")
+    return x
+
+
+def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    r"""Contrastive discriminator loss of eq 7 (Yu et al.'s one-against-a-batch softmax cross-entropy).
+
+    Every real logit is classified against all fake logits (target: the real one), and every negated
+    fake logit against all negated real logits::
+
+        L_D = mean_i [ logsumexp(r_i, f_1..f_B) - r_i ] + mean_j [ logsumexp(-f_j, -r_1..-r_B) + f_j ]
+
+    The paper writes eq 7 as the log-likelihood to maximise; this is its negative, to minimise. Patch
+    discriminators give several logits per image: dimension 0 is the batch, and every other position
+    (for :class:`WaveletDiscriminator`, each of the 4x4 cells) is contrasted with the same position of
+    the other batch, then everything is averaged.
+
+    Args:
+        real_logits: ``(B_real, ...)`` logits of the HR images.
+        fake_logits: ``(B_fake, ...)`` logits of the SR images, same trailing shape and device.
+
+    Returns:
+        Scalar, float32 (float64 for float64 logits).
+
+    Example:
+        >>> real, fake = torch.tensor([2.0]), torch.tensor([0.0])
+        >>> contrastive_discriminator_loss(real, fake)  # 2 * log(1 + e^(0 - 2))
+        tensor(0.2539)
+    """
+    _check_logits(real_logits, "real_logits")
+    _check_logits(fake_logits, "fake_logits")
+    if real_logits.shape[1:] != fake_logits.shape[1:] or real_logits.device != fake_logits.device:
+        raise ValueError(
+            "real_logits and fake_logits must share the shape after the batch dimension and the device, got "
+            f"{tuple(real_logits.shape)} on {real_logits.device} and {tuple(fake_logits.shape)} on {fake_logits.device}"
+        )
+    dtype = compute_dtype(real_logits, fake_logits)
+    r = real_logits.to(dtype).reshape(real_logits.shape[0], -1)  # (B_real, P)
+    f = fake_logits.to(dtype).reshape(fake_logits.shape[0], -1)  # (B_fake, P)
+    # real half: row i holds [r_i, f_1..f_B] per position; the target is the first entry
+    fake_lse = torch.logsumexp(f, dim=0, keepdim=True)  # (1, P)
+    real_half = torch.logaddexp(r, fake_lse) - r
+    real_lse = torch.logsumexp(-r, dim=0, keepdim=True)
+    fake_half = torch.logaddexp(-f, real_lse) + f
+    return real_half.mean() + fake_half.mean()
+
+
+# ------------------------------------------------------------------------------------------------
+# eqs 8-10 on precomputed features
+# ------------------------------------------------------------------------------------------------
+def _as_list(x: object, name: str) -> list[Tensor]:
+    if isinstance(x, Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
+        return list(x)
+    raise TypeError(f"{name} must be a tensor or a non-empty list of tensors (one per layer), got {type(x).__name__}")
+
+
+def _check_features(anchor: list[Tensor], positives: list[Tensor], negatives: list[Tensor]) -> None:
+    if not len(anchor) == len(positives) == len(negatives):
+        raise ValueError(
+            f"anchor, positives and negatives must hold one entry per layer, got {len(anchor)}, "
+            f"{len(positives)} and {len(negatives)} layers"
+        )
+    for l, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
+        if a.dim() != 4 or not a.is_floating_point():
+            raise ValueError(f"anchor[{l}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
+        for name, t in (("positives", p), ("negatives", n)):
+            if t.dim() != 5 or t.shape[0] != a.shape[0] or t.shape[2:] != a.shape[1:] or t.shape[1] < 1:
+                raise ValueError(
+                    f"{name}[{l}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
+                    f"anchor[{l}] {tuple(a.shape)}, got {tuple(t.shape)}"
+                )
+            if t.device != a.device:
+                raise ValueError(f"{name}[{l}] is on {t.device} but anchor[{l}] on {a.device}")
+
+
+def _mean_cosine(anchor: Tensor, samples: Tensor, dtype: torch.dtype, eps: float) -> Tensor:
+    """eq 9 for every (image, sample): ``(N, C, H, W)`` x ``(N, K, C, H, W)`` -> ``(N, K)``.
+
+    The cosine of two C-vectors is the dot product of the unit vectors, so both sides are normalised
+    along C once (``x / max(|x|, eps)``: a zero vector has cosine 0 with everything) and one
+    contraction sums over C and the pixels; no ``(N, K, C, H, W)`` product is materialised.
+    """
+    a = F.normalize(anchor.to(dtype), dim=1, eps=eps)
+    s = F.normalize(samples.to(dtype), dim=2, eps=eps)
+    hw = anchor.shape[-2] * anchor.shape[-1]
+    return torch.einsum("nchw,nkchw->nk", a, s) / hw
+
+
+def frequency_contrastive_loss(
+    anchor: Features,
+    positives: Features,
+    negatives: Features,
+    *,
+    temperature: float = 1.0,
+    reduction: str = "mean",
+    eps: float = 1e-8,
+) -> Tensor:
+    r"""PCL's contrastive loss (eqs 8-10) on precomputed feature maps.
+
+    Args:
+        anchor: the SR image's features, ``(N, C_l, H_l, W_l)`` per layer l (a tensor or a list of L).
+        positives: ``(N, K_P, C_l, H_l, W_l)`` per layer: features of the positives (HR and its
+            sharpened copies).
+        negatives: ``(N, K_N, C_l, H_l, W_l)`` per layer: features of the negatives.
+        temperature: tau of eq 8, default 1.0 (the authors' code; the paper gives no value).
+        reduction: ``'mean'`` (default): eq 10, the mean over images and layers; ``'none'``: the
+            ``(N,)`` per-image losses (mean over layers).
+        eps: lower bound of the feature-vector norms in the cosine (eq 9).
+
+    Returns:
+        Scalar (or ``(N,)``), float32 (float64 if the anchor is float64); computed in float32 for
+        float16 / bfloat16 features. Gradients flow to every input that requires them.
+
+    Each term equals ``log(1 + sum_k exp((s(f, n_k) - s(f, p_j)) / tau))``; as cosines lie in
+    [-1, 1], it is at least ``log(1 + K_N exp(-2 / tau))``, reached when the anchor's features point
+    like every positive's and opposite to every negative's, pixel by pixel.
+
+    Example:
+        >>> f = torch.randn(2, 8, 4, 4, requires_grad=True)
+        >>> p, n = torch.randn(2, 4, 8, 4, 4), torch.randn(2, 4, 8, 4, 4)
+        >>> loss = frequency_contrastive_loss([f], [p], [n])
+        >>> loss.backward()
+        >>> frequency_contrastive_loss(f, p, n, reduction="none").shape
+        torch.Size([2])
+    """
+    anchors = _as_list(anchor, "anchor")
+    pos = _as_list(positives, "positives")
+    neg = _as_list(negatives, "negatives")
+    _check_features(anchors, pos, neg)
+    temperature = check_positive_float(temperature, "temperature")
+    check_choice(reduction, "reduction", REDUCTIONS)
+    eps = check_positive_float(eps, "eps")
+    dtype = compute_dtype(*anchors)
+    total = None
+    with torch.autocast(anchors[0].device.type, enabled=False):  # autocast would run einsum in 16 bits
+        for a, p, n in zip(anchors, pos, neg):
+            s_pos = _mean_cosine(a, p, dtype, eps) / temperature  # (N, K_P)
+            s_neg = _mean_cosine(a, n, dtype, eps) / temperature  # (N, K_N)
+            negative_mass = torch.logsumexp(s_neg, dim=1, keepdim=True)  # log sum_k exp(s(f, n_k) / tau)
+            per_image = (torch.logaddexp(s_pos, negative_mass) - s_pos).mean(dim=1)  # eq 8, (N,)
+            total = per_image if total is None else total + per_image
+    per_image = total / len(anchors)  # type: ignore[operator]
+    return per_image.mean() if reduction == "mean" else per_image
+
+
+# ------------------------------------------------------------------------------------------------
+# the module: samples, embedding, loss
+# ------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _training_mode(module: nn.Module, mode: bool) -> Iterator[None]:
+    """Put every submodule in ``mode`` for the block and restore each one's own flag afterwards."""
+    saved = [(m, m.training) for m in module.modules() if m.training != mode]
+    for m, _ in saved:
+        m.training = mode
+    try:
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+def _check_layers(discriminator: nn.Module, layers: object) -> tuple[int, ...]:
+    check = getattr(discriminator, "check_layers", None)
+    if callable(check):
+        return tuple(check(layers))
+    try:
+        items = tuple(layers)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"layers must be a sequence of layer indices, got {layers!r}") from None
+    if not items:
+        raise ValueError("layers must name at least one layer")
+    return items
+
+
+class FrequencyContrastiveLoss(nn.Module):
+    r"""PCL's generator-side contrastive loss (seed 002, eqs 8-10) with its samples and embedding.
+
+    ``forward(sr, hr, lr=None)``: positives = ``hr`` and ``num_positives - 1`` sharpened copies
+    (:class:`~contrastive_sr_losses.samplers.RandomSharpen`), negatives = ``num_negatives`` blurred
+    copies (:class:`~contrastive_sr_losses.samplers.RandomGaussianBlur`), of which the first is
+    replaced by the bicubic-upsampled ``lr`` when ``lr_negative=True``; all are embedded by
+    ``discriminator`` and compared with ``sr``'s embedding by :func:`frequency_contrastive_loss`.
+
+    Gradients reach ``sr`` through the discriminator, whose parameters get none from this loss (they
+    are passed detached through ``torch.func.functional_call``), so it needs no ``requires_grad_``
+    switching and works both with a discriminator trained alongside (:class:`PCLTrainer`) and with a
+    pretrained, frozen one (``FrequencyContrastiveLoss(disc.requires_grad_(False))``, the paper's own
+    suggestion to avoid the GAN-like training). The discriminator runs in eval mode (BatchNorm with its
+    running statistics, not updated); the module keeps it in eval mode when put in training mode, and
+    a discriminator found in training mode is switched to eval for the call and restored after it.
+
+    Args:
+        discriminator: the embedding, e.g.
+            :class:`~contrastive_sr_losses.embeddings.WaveletDiscriminator`; any module called as
+            ``discriminator(x, layers=layers, return_logits=False)`` returning a list of feature maps.
+        num_positives: K_P, positives per image *including* ``hr`` (>= 1); default 4, the paper's
+            K_P and the authors' code's layout (HR + 3 sharpened). The paper's text can also be read
+            as HR plus K_P sharpened copies: pass 5 for that.
+        num_negatives: K_N, negatives per image including the LR one (>= 1); default 4 (the paper's).
+        layers: discriminator blocks whose outputs are compared, default ``(0, 2, 4, 6)`` (the
+            stride-1 blocks of :class:`WaveletDiscriminator`: "the first 4 intermediate layers", L = 4).
+        temperature: tau of eq 8, default 1.0 (the authors' code).
+        lr_negative: use the bicubic-upsampled LR input as one of the negatives (then ``lr`` is
+            required); default False (the paper's full method, its table 4 config 6, uses generated
+            negatives only; the authors' released code uses LR + 3 blurred).
+        value_range: white of the images (1.0 for [0, 1], 255.0 for [0, 255]); sharpened copies are
+            clamped to ``[0, value_range]``.
+        sharpen_factor, blur_sigma, blur_kernel_sizes: ranges of the samplers, defaults from the
+            authors' code (``(0.5, 3.0)``, ``(0.1, 2.0)``, ``(3, 5, 7, 9, 11)``).
+        reduction: ``'mean'`` (eq 10, default) or ``'none'`` (``(N,)``).
+
+    Shape:
+        - sr, hr: ``(N, C, H, W)``; lr: ``(N, C, h, w)`` (any size; upsampled to ``H x W``).
+        - output: scalar, or ``(N,)`` with ``reduction='none'``.
+
+    Example:
+        >>> from contrastive_sr_losses.embeddings import WaveletDiscriminator
+        >>> criterion = FrequencyContrastiveLoss(WaveletDiscriminator().requires_grad_(False))  # frozen E_D
+        >>> sr = torch.rand(2, 3, 32, 32, requires_grad=True)
+        >>> hr = torch.rand(2, 3, 32, 32)
+        >>> loss = torch.nn.functional.l1_loss(sr, hr) + 1.0 * criterion(sr, hr)  # eq 11, alpha = 1
+        >>> loss.backward()
+        >>> sr.grad.abs().sum() > 0
+        tensor(True)
+    """
+
+    def __init__(
+        self,
+        discriminator: nn.Module,
+        num_positives: int = 4,
+        num_negatives: int = 4,
+        layers: Sequence[int] = PCL_FEATURE_LAYERS,
+        temperature: float = 1.0,
+        lr_negative: bool = False,
+        *,
+        value_range: float | None = 1.0,
+        sharpen_factor: tuple[float, float] = DEFAULT_SHARPEN_FACTOR,
+        blur_sigma: tuple[float, float] = DEFAULT_BLUR_SIGMA,
+        blur_kernel_sizes: Sequence[int] = DEFAULT_BLUR_KERNEL_SIZES,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        if not isinstance(discriminator, nn.Module):
+            raise TypeError(f"discriminator must be an nn.Module, got {type(discriminator).__name__}")
+        self.discriminator = discriminator.eval()
+        self.num_positives = check_positive_int(num_positives, "num_positives")
+        self.num_negatives = check_positive_int(num_negatives, "num_negatives")
+        self.layers = _check_layers(discriminator, layers)
+        self.temperature = check_positive_float(temperature, "temperature")
+        if not isinstance(lr_negative, bool):
+            raise TypeError(f"lr_negative must be a bool, got {type(lr_negative).__name__}")
+        self.lr_negative = lr_negative
+        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        num_blurred = self.num_negatives - int(lr_negative)
+        # Samplers exist only when they make copies; their arguments are checked either way.
+        sharpen = RandomSharpen(max(1, self.num_positives - 1), factor=sharpen_factor, value_range=value_range)
+        blur = RandomGaussianBlur(max(1, num_blurred), sigma=blur_sigma, kernel_sizes=blur_kernel_sizes)
+        self.sharpen = sharpen if self.num_positives > 1 else None
+        self.blur = blur if num_blurred > 0 else None
+        self.value_range = sharpen.value_range
+
+    def train(self, mode: bool = True) -> "FrequencyContrastiveLoss":
+        super().train(mode)
+        self.discriminator.eval()
+        return self
+
+    def make_samples(
+        self, hr: Tensor, lr: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The positives ``(N, K_P, C, H, W)`` (``hr`` first) and negatives ``(N, K_N, C, H, W)`` (the
+        upsampled ``lr`` first when ``lr_negative``), without gradient, in ``hr``'s dtype."""
+        with torch.no_grad():
+            positives = [hr.unsqueeze(1)]
+            if self.sharpen is not None:
+                positives.append(self.sharpen(hr, generator=generator))
+            negatives = []
+            if self.lr_negative:
+                negatives.append(upsample_negative(lr, hr).unsqueeze(1))  # type: ignore[arg-type]
+            if self.blur is not None:
+                negatives.append(self.blur(hr, generator=generator))
+            return torch.cat(positives, dim=1), torch.cat(negatives, dim=1)
+
+    def _check_lr(self, lr: Tensor | None, sr: Tensor) -> None:
+        if self.lr_negative and lr is None:
+            raise ValueError(
+                "lr_negative=True uses the bicubic-upsampled LR input as a negative: call criterion(sr, hr, lr)"
+            )
+        if not self.lr_negative and lr is not None:
+            raise ValueError(
+                "lr was given but lr_negative=False would ignore it: build the loss with lr_negative=True "
+                "to use it as a negative, or do not pass lr"
+            )
+        if lr is not None:
+            if not isinstance(lr, Tensor) or lr.dim() != 4 or not lr.is_floating_point():
+                raise ValueError(f"lr must be a floating (N, C, h, w) tensor, got {getattr(lr, 'shape', type(lr).__name__)}")
+            if lr.shape[-2] > sr.shape[-2] or lr.shape[-1] > sr.shape[-1]:
+                raise ValueError(
+                    f"lr must not be larger than sr (it is upsampled to sr's size), got {tuple(lr.shape)} "
+                    f"for sr {tuple(sr.shape)}"
+                )
+
+    def embed(self, x: Tensor) -> list[Tensor]:
+        """Features of ``x`` at ``self.layers``, differentiable w.r.t. ``x`` only (eval mode)."""
+        disc = self.discriminator
+        detached = {name: p.detach() for name, p in disc.named_parameters()}
+        with _training_mode(disc, False):
+            return list(
+                torch.func.functional_call(disc, detached, (x,), {"layers": self.layers, "return_logits": False})
+            )
+
+    def forward(
+        self, sr: Tensor, hr: Tensor, lr: Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        check_image_pair(sr, hr)
+        self._check_lr(lr, sr)
+        positives, negatives = self.make_samples(hr, lr, generator)
+        n, k_pos = positives.shape[:2]
+        dtype = _extractor_dtype(self.discriminator, compute_dtype(sr, hr))
+        anchor = self.embed(sr.to(dtype))
+        with torch.no_grad():
+            samples = torch.cat([positives, negatives], dim=1).flatten(0, 1).to(dtype)
+            sample_features = [f.unflatten(0, (n, -1)) for f in self.embed(samples)]
+        return frequency_contrastive_loss(
+            anchor,
+            [f[:, :k_pos] for f in sample_features],
+            [f[:, k_pos:] for f in sample_features],
+            temperature=self.temperature,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_positives={self.num_positives}, num_negatives={self.num_negatives}, layers={self.layers}, "
+            f"temperature={self.temperature}, lr_negative={self.lr_negative}, value_range={self.value_range}, "
+            f"reduction={self.reduction!r}"
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# the GAN-like alternation
+# ------------------------------------------------------------------------------------------------
+class PCLTrainer:
+    r"""PCL's alternating training (seed 002, section 3.5) in one call per step of the user's loop.
+
+    ``trainer(sr, hr, lr=None)`` first makes one discriminator step on ``sr.detach()`` (fake) vs ``hr``
+    (real) with the contrastive discriminator loss (eq 7) and the trainer's own optimizer, in training
+    mode (BatchNorm on batch statistics, running statistics updated); then it returns the
+    generator-side loss ``criterion(sr, hr, lr)`` (eqs 8-10) computed with the just-updated
+    discriminator in eval mode, whose parameters get no gradient from it::
+
+        pcl = PCLTrainer(FrequencyContrastiveLoss(WaveletDiscriminator()).to(device))
+        for lr_img, hr in loader:
+            sr = model(lr_img)
+            loss = F.l1_loss(sr, hr) + 1.0 * pcl(sr, hr)   # eq 11, alpha = 1 (authors' scripts: 3 to 5)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+    Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation
+    data. Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and
+    its backward runs outside it; for float16 on CUDA give the trainer its own ``grad_scaler`` (not the
+    generator's). Call ``backward`` on the returned loss before the next trainer call: the next
+    discriminator step changes the parameters the returned loss was computed with.
+
+    Args:
+        criterion: the :class:`FrequencyContrastiveLoss` whose ``discriminator`` is trained (create
+            them on the training device first).
+        lr, betas, eps: of the default optimizer, ``Adam(discriminator.parameters(), lr=1e-4,
+            betas=(0.9, 0.999), eps=1e-8)``: the paper's Adam settings (section 3.5) and EDSR's
+            learning rate; the paper gives no learning rate for the discriminator.
+        optimizer: an optimizer over the discriminator's parameters, to use instead of the default.
+        grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step (float16 autocast).
+
+    Attributes:
+        criterion, discriminator, optimizer, grad_scaler; ``steps`` (discriminator steps made) and
+        ``last_discriminator_loss`` (detached tensor of the last eq 7 value, None before the first).
+
+    Example:
+        >>> from contrastive_sr_losses.embeddings import WaveletDiscriminator
+        >>> disc = WaveletDiscriminator(channels=(8, 8, 16, 16), strides=(1, 2, 1, 2))
+        >>> pcl = PCLTrainer(FrequencyContrastiveLoss(disc, layers=(0, 2)))
+        >>> model = torch.nn.Conv2d(3, 3, 3, padding=1)
+        >>> hr = torch.rand(2, 3, 16, 16)
+        >>> sr = model(hr)
+        >>> loss = torch.nn.functional.l1_loss(sr, hr) + pcl(sr, hr)
+        >>> loss.backward()
+        >>> pcl.steps
+        1
+        >>> checkpoint = pcl.state_dict()  # discriminator, optimizer, steps; pcl.load_state_dict(checkpoint)
+    """
+
+    def __init__(
+        self,
+        criterion: FrequencyContrastiveLoss,
+        *,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        optimizer: torch.optim.Optimizer | None = None,
+        grad_scaler: torch.amp.GradScaler | None = None,
+    ) -> None:
+        if not isinstance(criterion, FrequencyContrastiveLoss):
+            raise TypeError(f"criterion must be a FrequencyContrastiveLoss, got {type(criterion).__name__}")
+        self.criterion = criterion
+        self.discriminator = criterion.discriminator
+        if not any(p.requires_grad for p in self.discriminator.parameters()):
+            raise ValueError(
+                "the discriminator has no trainable parameters: for a frozen embedding use the "
+                "FrequencyContrastiveLoss alone, without PCLTrainer"
+            )
+        if optimizer is None:
+            optimizer = torch.optim.Adam(
+                self.discriminator.parameters(),
+                lr=check_positive_float(lr, "lr"),
+                betas=betas,
+                eps=check_positive_float(eps, "eps"),
+            )
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.grad_scaler = grad_scaler
+        self.steps = 0
+        self.last_discriminator_loss: Tensor | None = None
+
+    def discriminator_step(self, sr: Tensor, hr: Tensor) -> Tensor:
+        """One optimizer step of the discriminator on eq 7 with ``hr`` real and ``sr.detach()`` fake.
+
+        Returns the detached loss (no ``.item()``: no device sync)."""
+        check_image_pair(sr, hr)
+        disc = self.discriminator
+        dtype = _extractor_dtype(disc, compute_dtype(sr, hr))
+        with torch.enable_grad(), _training_mode(disc, True):
+            real = disc(hr.detach().to(dtype))
+            fake = disc(sr.detach().to(dtype))
+            loss = contrastive_discriminator_loss(real, fake)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(sr.device.type, enabled=False):
+            if self.grad_scaler is not None:
+                self.grad_scaler.scale(loss).backward()
+                self.grad_scaler.step(self.optimizer)
+                self.grad_scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+        self.steps += 1
+        self.last_discriminator_loss = loss.detach()
+        return self.last_discriminator_loss
+
+    def __call__(
+        self, sr: Tensor, hr: Tensor, lr: Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        self.discriminator_step(sr, hr)
+        return self.criterion(sr, hr, lr, generator=generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Discriminator weights and buffers, optimizer state, grad scaler state, step count."""
+        state: dict[str, Any] = {
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "steps": self.steps,
+        }
+        if self.grad_scaler is not None:
+            state["grad_scaler"] = self.grad_scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (the discriminator first, so the optimizer state
+        lands on its parameters' device). The optimizer state is copied: ``torch.optim`` would
+        otherwise share its tensors with the trainer the state came from."""
+        missing = {"discriminator", "optimizer", "steps"} - set(state)
+        if missing:
+            raise KeyError(f"state is missing {sorted(missing)}: not a PCLTrainer.state_dict()")
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.steps = int(state["steps"])
+        if self.grad_scaler is not None and "grad_scaler" in state:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
+
+    def __repr__(self) -> str:
+        return f"PCLTrainer(steps={self.steps}, optimizer={type(self.optimizer).__name__}, criterion={self.criterion!r})"

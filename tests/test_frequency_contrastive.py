@@ -1,0 +1,622 @@
+"""Tests of PCL (seed 002, eqs 7-11): wavelet discriminator, discriminator loss, contrastive loss, trainer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from contrastive_sr_losses.embeddings import WaveletDiscriminator
+from contrastive_sr_losses.functional.wavelets import high_frequency_bands
+from contrastive_sr_losses.losses.frequency_contrastive import (
+    FrequencyContrastiveLoss,
+    PCLTrainer,
+    contrastive_discriminator_loss,
+    frequency_contrastive_loss,
+)
+
+TINY = dict(channels=(8, 8, 16, 16), strides=(1, 2, 1, 2))
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _tiny_disc(seed: int = 0, **kwargs) -> WaveletDiscriminator:
+    torch.manual_seed(seed)
+    return WaveletDiscriminator(**{**TINY, **kwargs})
+
+
+def _pair(n=2, size=16, seed=0, dtype=torch.float32):
+    g = _gen(seed)
+    hr = torch.rand(n, 3, size, size, generator=g, dtype=dtype)
+    sr = (hr + 0.1 * torch.randn(n, 3, size, size, generator=g, dtype=dtype)).clamp(0, 1)
+    return sr.requires_grad_(True), hr
+
+
+def _warm_bn(disc: nn.Module, seed: int = 0) -> None:
+    """Give BatchNorm non-trivial running statistics (a few training-mode forwards)."""
+    disc.train()
+    with torch.no_grad():
+        for i in range(3):
+            disc(torch.rand(4, disc.in_channels, 16, 16, generator=_gen(seed + i)))
+    disc.eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# WaveletDiscriminator
+# ------------------------------------------------------------------------------------------------
+def test_default_discriminator_layout():
+    disc = WaveletDiscriminator()
+    convs = [m for m in disc.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs[:-1]] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [c.stride[0] for c in convs[:-1]] == [1, 2, 1, 2, 1, 2, 1, 2]
+    assert convs[0].in_channels == 9 and all(c.bias is None for c in convs[:-1])
+    assert all(m.negative_slope == 0.2 and not m.inplace for m in disc.modules() if isinstance(m, nn.LeakyReLU))
+    assert len([m for m in disc.modules() if isinstance(m, nn.BatchNorm2d)]) == 8
+    x = torch.rand(2, 3, 32, 32)
+    logits, features = disc(x, layers=(0, 2, 4, 6))
+    assert logits.shape == (2, 1, 4, 4)
+    assert [tuple(f.shape) for f in features] == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)]
+
+
+def test_discriminator_sees_only_high_frequencies():
+    disc = _tiny_disc().eval()
+    x = torch.rand(2, 3, 16, 16)
+    # adding a constant per 2x2 Haar block changes only LL, not LH / HL / HH
+    blocks = torch.rand(2, 3, 8, 8).repeat_interleave(2, -1).repeat_interleave(2, -2)
+    torch.testing.assert_close(disc(x + blocks), disc(x), rtol=1e-4, atol=1e-5)
+    first_conv = disc.blocks[0][0]
+    torch.testing.assert_close(disc.dwt(x), high_frequency_bands(x))
+    assert first_conv.in_channels == 9
+
+
+def test_discriminator_features_and_early_stop():
+    disc = _tiny_disc().eval()
+    x = torch.rand(2, 3, 16, 16)
+    logits, features = disc(x, layers=(2, 0))
+    only = disc(x, layers=(2, 0), return_logits=False)
+    assert [f.shape[1] for f in features] == [16, 8]  # in the requested order
+    for a, b in zip(features, only):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(logits, disc(x))
+    calls = []
+    handle = disc.blocks[3].register_forward_hook(lambda *a: calls.append(1))
+    disc(x, layers=(0,), return_logits=False)
+    handle.remove()
+    assert calls == []  # blocks after the last requested layer are not run
+    assert (features[1] < 0).any()  # LeakyReLU outputs, not overwritten in place
+
+
+def test_discriminator_odd_sizes_and_grayscale():
+    disc = _tiny_disc(in_channels=1, pool_size=2)
+    assert disc(torch.rand(3, 1, 15, 17)).shape == (3, 1, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "build,exc,match",
+    [
+        (lambda: WaveletDiscriminator(channels=(8, 8), strides=(1,)), ValueError, "stride of 1 or 2 for each of the 2 blocks"),
+        (lambda: WaveletDiscriminator(channels=(8,), strides=(3,)), ValueError, "stride of 1 or 2"),
+        (lambda: WaveletDiscriminator(channels=()), ValueError, "channels must not be empty"),
+        (lambda: WaveletDiscriminator(in_channels=0), ValueError, "in_channels must be >= 1"),
+        (lambda: WaveletDiscriminator(wavelet="nope"), ValueError, "discrete wavelet"),
+        (lambda: _tiny_disc()(torch.rand(1, 1, 8, 8)), ValueError, r"input must be \(N, 3, H, W\)"),
+        (lambda: _tiny_disc()(torch.rand(1, 3, 8, 8), layers=(4,)), ValueError, r"block indices in \[0, 4\)"),
+        (lambda: _tiny_disc()(torch.rand(1, 3, 8, 8), layers=(1, 1)), ValueError, "distinct"),
+        (lambda: _tiny_disc()(torch.rand(1, 3, 8, 8), return_logits=False), ValueError, "needs layers"),
+    ],
+)
+def test_discriminator_bad_arguments(build, exc, match):
+    with pytest.raises(exc, match=match):
+        build()
+
+
+# ------------------------------------------------------------------------------------------------
+# eq 7: contrastive discriminator loss
+# ------------------------------------------------------------------------------------------------
+def test_discriminator_loss_single_pair_by_hand():
+    a, b = 1.5, -0.5
+    got = contrastive_discriminator_loss(torch.tensor([a]), torch.tensor([b]))
+    assert got.item() == pytest.approx(2 * math.log(1 + math.exp(b - a)))
+
+
+def test_discriminator_loss_batch_by_hand():
+    r, f = [2.0, 0.0], [1.0, -1.0, 0.5]
+
+    def ce(anchor, others):  # -log(e^anchor / (e^anchor + sum e^others))
+        return -anchor + math.log(math.exp(anchor) + sum(math.exp(o) for o in others))
+
+    expected = sum(ce(ri, f) for ri in r) / 2 + sum(ce(-fj, [-ri for ri in r]) for fj in f) / 3
+    got = contrastive_discriminator_loss(torch.tensor(r).view(2, 1), torch.tensor(f).view(3, 1))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_discriminator_loss_patches_are_contrasted_per_position():
+    real, fake = torch.randn(3, 1, 2, 2, dtype=torch.float64), torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    per_position = [
+        contrastive_discriminator_loss(real[:, 0, i, j], fake[:, 0, i, j]) for i in range(2) for j in range(2)
+    ]
+    torch.testing.assert_close(contrastive_discriminator_loss(real, fake), torch.stack(per_position).mean())
+
+
+def test_discriminator_loss_rewards_separation():
+    fake = torch.zeros(4)
+    losses = [contrastive_discriminator_loss(torch.full((4,), m), fake).item() for m in (-2.0, 0.0, 2.0, 8.0)]
+    assert losses == sorted(losses, reverse=True)
+    assert losses[1] == pytest.approx(2 * math.log(5))  # all equal: -log(1 / 5) twice
+
+
+def test_discriminator_loss_gradcheck_and_dtype():
+    r = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    f = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(contrastive_discriminator_loss, (r, f))
+    assert contrastive_discriminator_loss(r.bfloat16(), f.bfloat16()).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "args,exc,match",
+    [
+        ((torch.randn(2, 3), torch.randn(2, 4)), ValueError, "share the shape after the batch dimension"),
+        ((torch.tensor(1.0), torch.randn(2)), ValueError, "non-empty batch dimension"),
+        ((torch.ones(2, dtype=torch.int64), torch.randn(2)), TypeError, "real_logits must be a floating-point"),
+        (([1.0], torch.randn(1)), TypeError, "real_logits must be a floating-point torch.Tensor"),
+    ],
+)
+def test_discriminator_loss_bad_input(args, exc, match):
+    with pytest.raises(exc, match=match):
+        contrastive_discriminator_loss(*args)
+
+
+# ------------------------------------------------------------------------------------------------
+# eqs 8-10 on hand-made features
+# ------------------------------------------------------------------------------------------------
+def _vec(*values: float) -> torch.Tensor:
+    """A (C,) vector as a 1x1 feature map (C, 1, 1)."""
+    return torch.tensor(values, dtype=torch.float64).view(-1, 1, 1)
+
+
+def test_eq8_by_hand_one_pixel():
+    f = _vec(1.0, 0.0)[None]  # (1, 2, 1, 1)
+    p = torch.stack([_vec(3.0, 0.0), _vec(0.0, 2.0)])[None]  # cosines 1, 0
+    n = torch.stack([_vec(-1.0, 0.0)])[None]  # cosine -1
+    expected = 0.5 * (math.log(1 + math.exp(-1 - 1)) + math.log(1 + math.exp(-1 - 0)))
+    assert frequency_contrastive_loss(f, p, n).item() == pytest.approx(expected)
+    tau = 0.5  # each term is log(1 + sum_k exp((s_n - s_p) / tau))
+    expected_tau = 0.5 * (math.log(1 + math.exp(-2 / tau)) + math.log(1 + math.exp(-1 / tau)))
+    assert frequency_contrastive_loss(f, p, n, temperature=tau).item() == pytest.approx(expected_tau)
+
+
+def test_eq9_is_the_mean_over_pixels_of_the_cosine():
+    # two pixels: the anchor agrees with the positive at one (cos 1) and is orthogonal at the other (cos 0)
+    f = torch.tensor([[[[1.0, 1.0]], [[0.0, 0.0]]]], dtype=torch.float64)  # (1, C=2, 1, 2)
+    p = torch.tensor([[[[2.0, 0.0]], [[0.0, 5.0]]]], dtype=torch.float64)[:, None]  # s = (1 + 0) / 2
+    n = torch.tensor([[[[0.0, -1.0]], [[1.0, 0.0]]]], dtype=torch.float64)[:, None]  # s = (0 - 1) / 2
+    expected = math.log(1 + math.exp(-0.5 - 0.5))
+    assert frequency_contrastive_loss(f, p, n).item() == pytest.approx(expected)
+
+
+def test_eq10_averages_layers_and_images():
+    g = _gen(0)
+    feats = [(torch.randn(3, 4, 2, 2, generator=g), torch.randn(3, 2, 4, 2, 2, generator=g), torch.randn(3, 5, 4, 2, 2, generator=g)) for _ in range(2)]
+    per_layer = [frequency_contrastive_loss(a, p, n, reduction="none") for a, p, n in feats]
+    both = frequency_contrastive_loss([a for a, _, _ in feats], [p for _, p, _ in feats], [n for _, _, n in feats], reduction="none")
+    torch.testing.assert_close(both, (per_layer[0] + per_layer[1]) / 2)
+    assert frequency_contrastive_loss(*zip(*feats)).item() == pytest.approx(both.mean().item())
+
+
+def _naive_loss(anchors, positives, negatives, tau):
+    """eqs 8-10 with Python loops over images, layers, samples and pixels."""
+    n_img = anchors[0].shape[0]
+    total = 0.0
+    for i in range(n_img):
+        for f, ps, ns in zip(anchors, positives, negatives):
+
+            def s(x, y):
+                c, h, w = x.shape
+                acc = 0.0
+                for yy in range(h):
+                    for xx in range(w):
+                        u, v = x[:, yy, xx], y[:, yy, xx]
+                        acc += float(u @ v) / (float(u.norm()) * float(v.norm()))
+                return acc / (h * w)
+
+            neg = sum(math.exp(s(f[i], nk) / tau) for nk in ns[i])
+            terms = [-math.log(math.exp(s(f[i], pj) / tau) / (math.exp(s(f[i], pj) / tau) + neg)) for pj in ps[i]]
+            total += sum(terms) / len(terms)
+    return total / (n_img * len(anchors))
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.2])
+def test_matches_naive_loops(tau):
+    g = _gen(1)
+    shapes = [(4, 3, 3), (6, 2, 1)]
+    anchors = [torch.randn(2, *s, generator=g, dtype=torch.float64) for s in shapes]
+    positives = [torch.randn(2, 3, *s, generator=g, dtype=torch.float64) for s in shapes]
+    negatives = [torch.randn(2, 2, *s, generator=g, dtype=torch.float64) for s in shapes]
+    got = frequency_contrastive_loss(anchors, positives, negatives, temperature=tau)
+    assert got.item() == pytest.approx(_naive_loss(anchors, positives, negatives, tau), rel=1e-10)
+
+
+def test_loss_bounds_and_minimum():
+    f = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    best = frequency_contrastive_loss(f, 2 * f[:, None].expand(2, 3, 4, 3, 3), -f[:, None].expand(2, 2, 4, 3, 3))
+    assert best.item() == pytest.approx(math.log(1 + 2 * math.exp(-2)))
+    worst = frequency_contrastive_loss(f, -f[:, None], f[:, None].expand(2, 2, 4, 3, 3))
+    assert worst.item() == pytest.approx(math.log(1 + 2 * math.exp(2)))
+
+
+def test_functional_gradcheck_float64():
+    g = _gen(2)
+    a = torch.randn(2, 3, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    p = torch.randn(2, 2, 3, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    n = torch.randn(2, 3, 3, 2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, p, n: frequency_contrastive_loss(a, p, n, temperature=0.5), (a, p, n))
+
+
+def test_functional_half_precision_and_autocast():
+    g = _gen(3)
+    a, p, n = torch.randn(2, 8, 4, 4, generator=g), torch.randn(2, 2, 8, 4, 4, generator=g), torch.randn(2, 2, 8, 4, 4, generator=g)
+    expected = frequency_contrastive_loss(a, p, n)
+    half = frequency_contrastive_loss(a.bfloat16(), p.bfloat16(), n.bfloat16())
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(expected.item(), rel=2e-2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = frequency_contrastive_loss(a, p, n)
+    assert under.dtype == torch.float32 and under.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args,kwargs,exc,match",
+    [
+        ((torch.randn(2, 3, 2, 2), torch.randn(2, 1, 3, 2, 2), [torch.randn(2, 1, 3, 2, 2)] * 2), {}, ValueError, "one entry per layer"),
+        ((torch.randn(2, 3, 2, 2), torch.randn(2, 3, 2, 2), torch.randn(2, 1, 3, 2, 2)), {}, ValueError, r"positives\[0\] must be \(N, K, C, H, W\)"),
+        ((torch.randn(2, 3, 2, 2), torch.randn(2, 1, 3, 2, 2), torch.randn(1, 1, 3, 2, 2)), {}, ValueError, r"negatives\[0\] must be"),
+        ((torch.randn(2, 3, 2, 2), torch.randn(2, 0, 3, 2, 2), torch.randn(2, 1, 3, 2, 2)), {}, ValueError, "K>=1"),
+        ((torch.randn(3, 2, 2), torch.randn(2, 1, 3, 2, 2), torch.randn(2, 1, 3, 2, 2)), {}, ValueError, r"anchor\[0\] must be a floating \(N, C, H, W\)"),
+        (("f", torch.randn(2, 1, 3, 2, 2), torch.randn(2, 1, 3, 2, 2)), {}, TypeError, "anchor must be a tensor or a non-empty list"),
+        ((torch.randn(2, 3, 2, 2), torch.randn(2, 1, 3, 2, 2), torch.randn(2, 1, 3, 2, 2)), {"temperature": 0}, ValueError, "temperature must be a finite number > 0"),
+        ((torch.randn(2, 3, 2, 2), torch.randn(2, 1, 3, 2, 2), torch.randn(2, 1, 3, 2, 2)), {"reduction": "sum"}, ValueError, "reduction must be one of 'mean', 'none'"),
+    ],
+)
+def test_functional_bad_input(args, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        frequency_contrastive_loss(*args, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
+# FrequencyContrastiveLoss: samples, gradients, modes
+# ------------------------------------------------------------------------------------------------
+def _criterion(seed=0, **kwargs) -> FrequencyContrastiveLoss:
+    disc = _tiny_disc(seed)
+    _warm_bn(disc, seed)
+    return FrequencyContrastiveLoss(disc, layers=(0, 2), **kwargs)
+
+
+def test_samples_layout():
+    crit = _criterion(num_positives=3, num_negatives=4, lr_negative=True)
+    _, hr = _pair()
+    lr = F.avg_pool2d(hr, 2)
+    pos, neg = crit.make_samples(hr, lr, _gen(0))
+    assert pos.shape == (2, 3, 3, 16, 16) and neg.shape == (2, 4, 3, 16, 16)
+    torch.testing.assert_close(pos[:, 0], hr)
+    torch.testing.assert_close(neg[:, 0], F.interpolate(lr, size=(16, 16), mode="bicubic", align_corners=False))
+    assert crit.sharpen.k == 2 and crit.blur.k == 3
+    only_hr = _criterion(num_positives=1, num_negatives=1, lr_negative=True)
+    pos, neg = only_hr.make_samples(hr, lr)
+    assert pos.shape[1] == 1 and neg.shape[1] == 1 and only_hr.sharpen is None and only_hr.blur is None
+
+
+def test_forward_equals_functional_on_embedded_samples():
+    crit = _criterion()
+    sr, hr = _pair()
+    got = crit(sr, hr, generator=_gen(5))
+    pos, neg = crit.make_samples(hr, generator=_gen(5))
+    disc = crit.discriminator
+    with torch.no_grad():
+        f = disc(sr, layers=(0, 2), return_logits=False)
+        fp = [t.unflatten(0, (2, 4)) for t in disc(pos.flatten(0, 1), layers=(0, 2), return_logits=False)]
+        fn = [t.unflatten(0, (2, 4)) for t in disc(neg.flatten(0, 1), layers=(0, 2), return_logits=False)]
+    torch.testing.assert_close(got, frequency_contrastive_loss(f, fp, fn))
+
+
+def test_gradient_reaches_sr_but_not_the_discriminator():
+    crit = _criterion()
+    disc = crit.discriminator
+    assert all(p.requires_grad for p in disc.parameters())  # trainable, not frozen
+    sr, hr = _pair()
+    loss = F.l1_loss(sr, hr) + crit(sr, hr, generator=_gen(0))
+    loss.backward()
+    assert all(p.grad is None for p in disc.parameters())
+    assert sr.grad is not None
+    pure = sr.detach().clone().requires_grad_(True)
+    crit(pure, hr, generator=_gen(0)).backward()
+    assert float(pure.grad.abs().sum()) > 0  # the contrastive term alone moves sr
+
+
+def test_bn_running_statistics_untouched_and_modes_restored():
+    crit = _criterion()
+    disc = crit.discriminator
+    before = {k: v.clone() for k, v in disc.state_dict().items()}
+    sr, hr = _pair()
+    crit(sr, hr).backward()
+    disc.train()  # a user may flip it; the loss still reads eval-mode features and restores the flag
+    crit(sr.detach(), hr)
+    assert disc.training and all(m.training for m in disc.modules())
+    for k, v in disc.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    crit.train()
+    assert not disc.training  # the loss keeps its embedding in eval mode
+
+
+def test_features_do_not_depend_on_the_rest_of_the_batch():
+    crit = _criterion()
+    sr, hr = _pair(n=3)
+    together = crit.embed(sr)
+    alone = crit.embed(sr[1:2])
+    for a, b in zip(together, alone):
+        torch.testing.assert_close(a[1:2], b, rtol=1e-5, atol=1e-6)  # eval-mode BatchNorm
+    full = crit(sr, hr, generator=_gen(1)).detach()
+    crit.reduction = "none"
+    per_image = crit(sr, hr, generator=_gen(1)).detach()
+    assert per_image.shape == (3,)
+    torch.testing.assert_close(per_image.mean(), full)
+
+
+def test_frozen_pretrained_embedding():
+    disc = _tiny_disc()
+    crit = FrequencyContrastiveLoss(disc.requires_grad_(False), layers=(0, 1, 2, 3))
+    sr, hr = _pair()
+    crit(sr, hr).backward()
+    assert float(sr.grad.abs().sum()) > 0 and all(p.grad is None for p in disc.parameters())
+
+
+def test_deterministic_given_generator_and_sensitive_to_it():
+    crit = _criterion()
+    sr, hr = _pair()
+    a, b = crit(sr, hr, generator=_gen(3)), crit(sr, hr, generator=_gen(3))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, crit(sr, hr, generator=_gen(4)))
+
+
+def test_loss_prefers_sharp_over_blurred_outputs():
+    crit = _criterion(seed=1)
+    _, hr = _pair(n=2, size=32)
+    blurred = crit.blur(hr, generator=_gen(0))[:, 0]
+    losses = [crit(x, hr, generator=_gen(9)).item() for x in (hr, blurred)]
+    assert losses[0] < losses[1]
+
+
+def test_lr_negative_requirements():
+    sr, hr = _pair()
+    lr = F.avg_pool2d(hr, 2)
+    with pytest.raises(ValueError, match=r"lr_negative=True uses the bicubic-upsampled LR input.*criterion\(sr, hr, lr\)"):
+        _criterion(lr_negative=True)(sr, hr)
+    with pytest.raises(ValueError, match="lr was given but lr_negative=False"):
+        _criterion()(sr, hr, lr)
+    with pytest.raises(ValueError, match="lr must not be larger than sr"):
+        _criterion(lr_negative=True)(sr, hr, torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="batch size and channels"):
+        _criterion(lr_negative=True)(sr, hr, torch.rand(1, 3, 8, 8))
+    _criterion(lr_negative=True)(sr, hr, lr).backward()
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,match",
+    [
+        ({"num_positives": 0}, ValueError, "num_positives must be >= 1, got 0"),
+        ({"num_negatives": 0}, ValueError, "num_negatives must be >= 1, got 0"),
+        ({"layers": (5,)}, ValueError, r"block indices in \[0, 4\)"),
+        ({"temperature": -1.0}, ValueError, "temperature must be a finite number > 0"),
+        ({"lr_negative": 1}, TypeError, "lr_negative must be a bool"),
+        ({"value_range": 0.0}, ValueError, "value_range must be a finite number > 0"),
+        ({"blur_kernel_sizes": (4,)}, ValueError, "odd ints"),
+        ({"reduction": "sum"}, ValueError, "reduction must be one of"),
+    ],
+)
+def test_constructor_fails_fast(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        FrequencyContrastiveLoss(_tiny_disc(), **{"layers": (0, 2), **kwargs})
+
+
+def test_bad_forward_input():
+    crit = _criterion()
+    sr, hr = _pair()
+    with pytest.raises(ValueError, match="same shape"):
+        crit(sr, hr[:, :, :8])
+    with pytest.raises(TypeError, match="must be an nn.Module"):
+        FrequencyContrastiveLoss(lambda x: x)
+    with pytest.raises(ValueError, match=r"needs H and W > 5"):
+        crit(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))
+
+
+# ------------------------------------------------------------------------------------------------
+# dtypes, layouts, compile
+# ------------------------------------------------------------------------------------------------
+def test_float64_discriminator():
+    crit = _criterion()
+    crit.double()
+    sr, hr = _pair(dtype=torch.float64)
+    loss = crit(sr, hr)
+    assert loss.dtype == torch.float64
+    loss.backward()
+    assert sr.grad.dtype == torch.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_images_with_float32_discriminator(dtype):
+    crit = _criterion()
+    sr, hr = _pair()
+    expected = crit(sr, hr, generator=_gen(0))
+    s16 = sr.detach().to(dtype).requires_grad_(True)
+    got = crit(s16, hr.to(dtype), generator=_gen(0))
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected.item(), abs=2e-2)
+    got.backward()
+    assert s16.grad.dtype == dtype
+
+
+def test_autocast_bfloat16_generator_side():
+    crit = _criterion()
+    sr, hr = _pair()
+    expected = crit(sr, hr, generator=_gen(0)).item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = crit(sr, hr, generator=_gen(0))
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected, abs=3e-2)
+    loss.backward()
+    assert float(sr.grad.abs().sum()) > 0
+
+
+def test_channels_last():
+    crit = _criterion()
+    sr, hr = _pair()
+    a = crit(sr, hr, generator=_gen(0))
+    b = crit(sr.to(memory_format=torch.channels_last), hr.to(memory_format=torch.channels_last), generator=_gen(0))
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_compile_fullgraph():
+    crit = FrequencyContrastiveLoss(_tiny_disc(channels=(4, 4), strides=(1, 2)).eval(), 2, 2, layers=(0, 1))
+    sr, hr = _pair(n=1, size=8)
+
+    def step(sr, hr):
+        return crit(sr, hr)
+
+    torch.manual_seed(0)
+    expected = step(sr, hr)
+    (g_expected,) = torch.autograd.grad(expected, sr)
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    torch.manual_seed(0)
+    got = compiled(sr, hr)
+    (g,) = torch.autograd.grad(got, sr)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(g, g_expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# PCLTrainer
+# ------------------------------------------------------------------------------------------------
+def test_trainer_step_updates_only_the_discriminator():
+    crit = _criterion()
+    pcl = PCLTrainer(crit, lr=1e-3)
+    disc = crit.discriminator
+    model = nn.Conv2d(3, 3, 3, padding=1)
+    _, hr = _pair()
+    before = [p.detach().clone() for p in disc.parameters()]
+    running = disc.blocks[0][1].running_mean.clone()
+    sr = model(hr)
+    loss = F.l1_loss(sr, hr) + pcl(sr, hr)
+    grads_after_disc_step = [p.grad.clone() for p in disc.parameters()]
+    assert model.weight.grad is None  # the discriminator step used sr.detach()
+    loss.backward()
+    assert model.weight.grad is not None and float(model.weight.grad.abs().sum()) > 0
+    for p, g in zip(disc.parameters(), grads_after_disc_step):
+        torch.testing.assert_close(p.grad, g, rtol=0, atol=0)  # the generator-side loss added nothing
+    assert any(not torch.equal(p, b) for p, b in zip(disc.parameters(), before))
+    assert not torch.equal(disc.blocks[0][1].running_mean, running)  # training-mode BN in its own step
+    assert not disc.training and pcl.steps == 1 and pcl.last_discriminator_loss.requires_grad is False
+
+
+def test_toy_alternation_20_steps():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3, 3, padding=1))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    pcl = PCLTrainer(FrequencyContrastiveLoss(_tiny_disc(), layers=(0, 2)), lr=2e-3)
+    g = _gen(0)
+    hr = torch.rand(2, 3, 12, 12, generator=g)
+    lr_img = F.interpolate(F.avg_pool2d(hr, 2), scale_factor=2, mode="bilinear", align_corners=False)
+    d_losses, g_losses, l1 = [], [], []
+    for _ in range(20):
+        sr = model(lr_img)
+        contrastive = pcl(sr, hr, generator=g)
+        loss = F.l1_loss(sr, hr) + contrastive
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        d_losses.append(pcl.last_discriminator_loss.item())
+        g_losses.append(contrastive.item())
+        l1.append(F.l1_loss(sr, hr).item())
+    assert pcl.steps == 20
+    assert len(set(d_losses)) > 15 and len(set(g_losses)) > 15
+    assert all(math.isfinite(v) for v in d_losses + g_losses)
+    assert min(d_losses[-5:]) < d_losses[0]  # the discriminator learns to tell SR from HR
+    assert l1[-1] < l1[0]
+
+
+def test_discriminator_learns_a_fixed_pair():
+    pcl = PCLTrainer(_criterion(), lr=1e-2)
+    _, hr = _pair(n=4)
+    sr = F.avg_pool2d(hr, 3, 1, 1)  # a smooth "SR" vs sharp HR
+    losses = [pcl.discriminator_step(sr, hr).item() for _ in range(10)]
+    assert losses[-1] < 0.85 * losses[0]
+
+
+def test_state_dict_round_trip():
+    pcl = PCLTrainer(_criterion(seed=0), lr=1e-3)
+    sr, hr = _pair()
+    for _ in range(3):
+        pcl.discriminator_step(sr, hr)
+    state = pcl.state_dict()
+    assert set(state) == {"discriminator", "optimizer", "steps"}
+    other = PCLTrainer(_criterion(seed=5), lr=1e-3)
+    other.load_state_dict(state)
+    assert other.steps == 3
+    a, b = pcl.discriminator_step(sr, hr), other.discriminator_step(sr, hr)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for p, q in zip(pcl.discriminator.parameters(), other.discriminator.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    with pytest.raises(KeyError, match="not a PCLTrainer.state_dict"):
+        other.load_state_dict({"discriminator": {}})
+
+
+def test_trainer_under_cpu_autocast_bfloat16():
+    pcl = PCLTrainer(_criterion())
+    model = nn.Conv2d(3, 3, 3, padding=1)
+    _, hr = _pair()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sr = model(hr)
+        loss = F.l1_loss(sr.float(), hr) + pcl(sr, hr)
+    assert loss.dtype == torch.float32 and math.isfinite(loss.item())
+    loss.backward()
+    assert float(model.weight.grad.abs().sum()) > 0
+    assert all(p.dtype == torch.float32 for p in pcl.discriminator.parameters())
+
+
+def test_trainer_inside_no_grad_still_steps_the_discriminator():
+    pcl = PCLTrainer(_criterion())
+    sr, hr = _pair()
+    with torch.no_grad():
+        pcl.discriminator_step(sr, hr)
+    assert pcl.steps == 1
+
+
+def test_trainer_bad_arguments():
+    with pytest.raises(TypeError, match="criterion must be a FrequencyContrastiveLoss"):
+        PCLTrainer(_tiny_disc())
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        PCLTrainer(FrequencyContrastiveLoss(_tiny_disc().requires_grad_(False), layers=(0,)))
+    with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
+        PCLTrainer(_criterion(), optimizer="adam")
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        PCLTrainer(_criterion(), lr=0.0)
+    custom = torch.optim.SGD(_criterion().discriminator.parameters(), lr=0.1)
+    assert PCLTrainer(_criterion(), optimizer=custom).optimizer is custom
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_with_a_cpu_generator():
+    crit = _criterion()
+    sr, hr = _pair()
+    expected = crit(sr, hr, generator=_gen(0))
+    gpu = _criterion().cuda()
+    got = gpu(sr.detach().cuda().requires_grad_(True), hr.cuda(), generator=_gen(0))
+    assert got.device.type == "cuda"
+    assert got.item() == pytest.approx(expected.item(), rel=1e-4)
+    pcl = PCLTrainer(gpu)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = pcl(sr.detach().cuda().requires_grad_(True), hr.cuda())
+    loss.backward()
