@@ -1,0 +1,186 @@
+"""Evaluation for the example scripts: the SR protocol over test folders, tables, images, curves.
+
+Protocol (:mod:`contrastive_sr_losses.metrics`): HR mod-cropped to the scale, LR = 8-bit MATLAB
+bicubic, SR clamped to [0, 1]; PSNR-Y and SSIM-Y after rounding to 8 bits with ``crop_border = scale``,
+LPIPS on the RGB images; per-image values averaged over each data set. "bicubic" is the LR image
+upscaled with the same MATLAB bicubic (the papers' Bicubic rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from contrastive_sr_losses.metrics import imresize, psnr_y, quantize, ssim_y
+
+from .data import Pair, to_float, write_rgb
+
+Upscaler = Callable[[Tensor], Tensor]  # (1, 3, h, w) float LR on the device -> (1, 3, H, W) SR
+
+
+def bicubic_upscaler(scale: int) -> Upscaler:
+    return lambda lr: imresize(lr, scale)
+
+
+@torch.no_grad()
+def evaluate(
+    methods: Mapping[str, Upscaler],
+    test_sets: Mapping[str, Sequence[Pair]],
+    scale: int,
+    device: torch.device,
+    *,
+    lpips_metric: nn.Module | None = None,
+    max_images: int = 0,
+    save_dir: Path | None = None,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """``{method: {set: {"psnr", "ssim", ["lpips"], "images": [per-image dicts]}}}``.
+
+    ``max_images`` > 0 uses only the first images of each set (quick periodic validation).
+    ``save_dir``: SR outputs as ``<dir>/<set>/<method>/<image>.png`` and a side-by-side crop
+    ``<dir>/<set>/compare/<image>.png`` (HR | every method, the most textured square of the image).
+    """
+    from tqdm import tqdm
+
+    results: dict[str, dict[str, Any]] = {m: {} for m in methods}
+    for set_name, pairs in test_sets.items():
+        chosen = list(pairs)[:max_images] if max_images > 0 else list(pairs)
+        per_image: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+        for pair in tqdm(chosen, desc=f"eval {set_name}", disable=not progress, leave=False):
+            lr = to_float(pair.lr)[None].to(device)
+            hr = to_float(pair.hr)[None].to(device)
+            outputs = {}
+            for method, upscale in methods.items():
+                sr = upscale(lr).float().clamp(0.0, 1.0)
+                if sr.shape != hr.shape:
+                    raise RuntimeError(f"{method} returned {tuple(sr.shape)} for HR {tuple(hr.shape)} ({pair.name})")
+                row = {
+                    "image": pair.name,
+                    "psnr": psnr_y(sr, hr, crop_border=scale).item(),
+                    "ssim": ssim_y(sr, hr, crop_border=scale).item(),
+                }
+                if lpips_metric is not None:
+                    row["lpips"] = lpips_metric(sr, hr).item()
+                per_image[method].append(row)
+                outputs[method] = sr
+            if save_dir is not None:
+                stem = Path(pair.name).stem
+                for method, sr in outputs.items():
+                    write_rgb(sr[0], save_dir / set_name / method / f"{stem}.png")
+                save_side_by_side({"HR": hr, **outputs}, save_dir / set_name / "compare" / f"{stem}.png")
+        for method, rows in per_image.items():
+            summary: dict[str, Any] = {"images": rows}
+            for key in ("psnr", "ssim", "lpips"):
+                if rows and key in rows[0]:
+                    summary[key] = sum(r[key] for r in rows) / len(rows)
+            results[method][set_name] = summary
+    return results
+
+
+def largest_error_crop(hr: Tensor, ref: Tensor, size: int) -> tuple[int, int, int]:
+    """(top, left, size) of the square where ``ref`` is farthest from ``hr`` (mean absolute error):
+    where reconstruction is hard, so where methods differ most. ``(1, 3, H, W)`` tensors."""
+    size = min(size, *hr.shape[-2:])
+    err = (ref.float() - hr.float()).abs().mean(1, keepdim=True)
+    stride = max(1, size // 8)
+    pooled = F.avg_pool2d(err, size, stride=stride)
+    idx = int(pooled.flatten().argmax())
+    return (idx // pooled.shape[-1]) * stride, (idx % pooled.shape[-1]) * stride, size
+
+
+def save_side_by_side(images: Mapping[str, Tensor], path: Path, crop: int = 96, zoom: int = 3, gap: int = 6) -> None:
+    """Crops of ``(1, 3, H, W)`` images side by side (dict order: HR first), nearest-neighbour zoomed,
+    captioned; the crop is where the second image (bicubic) is worst."""
+    from PIL import Image, ImageDraw
+
+    tensors = list(images.values())
+    top, left, size = largest_error_crop(tensors[0], tensors[min(1, len(tensors) - 1)], crop)
+    side, caption = size * zoom, 14
+    canvas = Image.new("RGB", (len(images) * (side + gap) - gap, side + caption), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (name, img) in enumerate(images.items()):
+        tile = quantize(img[0, :, top : top + size, left : left + size].float().cpu())
+        tile = tile.repeat_interleave(zoom, 1).repeat_interleave(zoom, 2)
+        arr = tile.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        canvas.paste(Image.fromarray(arr), (i * (side + gap), caption))
+        draw.text((i * (side + gap) + 2, 1), name, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+
+
+def format_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], markdown: bool = False) -> str:
+    """Rows: data sets; columns: PSNR-Y / SSIM-Y (/ LPIPS) of each method."""
+    methods = list(results)
+    sets = list(next(iter(results.values())))
+    metrics = [k for k in ("psnr", "ssim", "lpips") if all(k in results[m][s] for m in methods for s in sets)]
+    label = {"psnr": "PSNR-Y", "ssim": "SSIM-Y", "lpips": "LPIPS"}
+    digits = {"psnr": 3, "ssim": 4, "lpips": 4}
+    header = ["data set"] + [f"{m} {label[k]}" for m in methods for k in metrics]
+    rows = []
+    for s in sets:
+        row = [f"{s} ({len(results[methods[0]][s]['images'])})"]
+        row += [f"{results[m][s][k]:.{digits[k]}f}" for m in methods for k in metrics]
+        rows.append(row)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header), *(fmt(r) for r in rows)])
+
+
+def write_json(obj: object, path: Path) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def plot_curves(run_dirs: Sequence[Path], out_png: Path) -> Path | None:
+    """Validation PSNR-Y against iterations for each run (``<run>/history.json``), one panel per data set.
+
+    Returns the PNG path, or None (with no error) when matplotlib is missing or no run has validations.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    runs = []
+    for run in run_dirs:
+        hist_file = Path(run) / "history.json"
+        if hist_file.is_file():
+            hist = json.loads(hist_file.read_text())
+            if hist.get("validation"):
+                runs.append((hist.get("label") or Path(run).name, hist["validation"]))
+    if not runs:
+        return None
+    sets = sorted({s for _, val in runs for v in val for s in v["sets"]})
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.6), squeeze=False)
+    for ax, set_name in zip(axes[0], sets):
+        for label, val in runs:
+            pts = [(v["iteration"], v["sets"][set_name]["psnr"]) for v in val if set_name in v["sets"]]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        ax.set_title(f"{set_name}: validation PSNR-Y")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("dB")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

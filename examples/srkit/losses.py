@@ -1,0 +1,286 @@
+"""The ``--loss`` spec grammar, the registry of the library's losses, and the papers' recipes.
+
+Grammar (spaces are ignored; quote the spec in the shell because of ``*`` and parentheses)::
+
+    spec  := term ('+' term)*
+    term  := [weight '*'] name ['(' key=value (',' key=value)* ')']
+
+``weight`` is a number (``0.1``, ``1e-3``; default 1), ``name`` one of :data:`LOSSES`, and the
+key=value pairs are the loss's constructor arguments (numbers, ``true``/``false``, ``none``, tuples
+like ``(0.5,0.5)``, or bare strings). Examples::
+
+    l1
+    l1+0.1*pixel_contrastive
+    l1+0.1*pixel_contrastive(region=4,temperature=0.5)
+    0.4*l1+0.6*high_pass(sigma=1.5,mode=fft)
+    l1+random_conv(channels=32)
+
+Terms marked "lr" in :func:`describe_losses` also receive the LR input batch (their negative is the
+bicubic-upsampled LR image).
+
+``pcl`` trains its embedding, a wavelet discriminator, alternately with the SR network: every training
+call makes one discriminator step (eq 7, its own Adam, learning rate ``d_lr``, default 1e-4) and then
+returns the generator-side loss (:class:`~contrastive_sr_losses.losses.frequency_contrastive.PCLTrainer`).
+Under ``torchrun`` the discriminator's gradients are averaged over the processes before its step and
+its BatchNorm statistics are broadcast from rank 0 after it (what DDP does for a wrapped module).
+Its state (discriminator, optimizer, step count) is saved in the checkpoints.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .runtime import UsageError, parse_kwargs, split_top_level
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """How to build a loss of the registry: ``module.attr(**kwargs)``; ``needs_lr``: forward gets ``lr=``."""
+
+    module: str
+    attr: str
+    needs_lr: bool
+    summary: str
+    build: Callable[..., nn.Module] | None = None  # a custom factory instead of ``attr``
+
+
+def _pcl(
+    disc_channels: tuple[int, ...] | None = None, disc_strides: tuple[int, ...] | None = None, **kwargs: Any
+) -> nn.Module:
+    from contrastive_sr_losses.embeddings.wavelet_discriminator import WaveletDiscriminator
+    from contrastive_sr_losses.losses.frequency_contrastive import FrequencyContrastiveLoss
+
+    disc_kwargs = {k: v for k, v in (("channels", disc_channels), ("strides", disc_strides)) if v is not None}
+    return FrequencyContrastiveLoss(WaveletDiscriminator(**disc_kwargs), **kwargs)
+
+
+def _vgg_contrastive(weights: str = "imagenet", **kwargs: Any) -> nn.Module:
+    from contrastive_sr_losses.embeddings.vgg import CSD_WEIGHTS, VGG19Features
+    from contrastive_sr_losses.losses.ratio_contrastive import RatioContrastiveLoss
+
+    return RatioContrastiveLoss(VGG19Features(weights=weights), kwargs.pop("layer_weights", CSD_WEIGHTS), **kwargs)
+
+
+LOSSES: dict[str, LossEntry] = {
+    "l1": LossEntry("torch.nn", "L1Loss", False, "mean absolute error (the SR papers' base loss)"),
+    "mse": LossEntry("torch.nn", "MSELoss", False, "mean squared error"),
+    "pixel_contrastive": LossEntry(
+        "contrastive_sr_losses.losses.pixel_contrastive", "PixelContrastiveLoss", False,
+        "local-region pixel contrastive loss (Zhou et al., PRFFN; weight 0.1, region 8)",
+    ),
+    "high_pass": LossEntry(
+        "contrastive_sr_losses.losses.high_pass", "GaussianHighPassLoss", False,
+        "Gaussian high-frequency L1 loss (Wang et al., G-IDRN; 0.4 * l1 + 0.6 * high_pass)",
+    ),
+    "random_conv": LossEntry(
+        "contrastive_sr_losses.losses.random_conv", "RandomConvContrastiveLoss", True,
+        "ratio contrastive loss in a frozen random Conv-Tanh-Conv space, negative = bicubic LR (RLFN / RRLFN)",
+    ),
+    "vgg_contrastive": LossEntry(
+        "contrastive_sr_losses.losses.ratio_contrastive", "RatioContrastiveLoss", True,
+        "CSD / AECR-Net contrastive regularisation on VGG19 features (needs vgg19-dcbb9e9d.pth, weights=PATH)",
+        build=_vgg_contrastive,
+    ),
+    "pcl": LossEntry(
+        "contrastive_sr_losses.losses.frequency_contrastive", "FrequencyContrastiveLoss", False,
+        "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; weight 1), the discriminator "
+        "trained alternately (d_lr=1e-4; lr_negative=true adds the LR negative; disc_channels/disc_strides)",
+        build=_pcl,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper's loss with its published weights, and its training defaults where they differ."""
+
+    loss: str
+    summary: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+RECIPES: dict[str, Recipe] = {
+    "prffn": Recipe(
+        "l1+0.1*pixel_contrastive(region=8)",
+        "Zhou et al. eq 11: L1 + 0.1 * L_cntr with 8x8 regions (S = 64)",
+    ),
+    "pcl": Recipe(
+        "l1+1*pcl",
+        "Wu et al. eq 11: L1 + alpha * L_CL, alpha = 1; 200k iterations, batch 16, LR patch 48",
+        {"iters": 200_000},
+    ),
+    "gidrn": Recipe(
+        "0.4*l1+0.6*high_pass",
+        "Wang et al. table 3: 0.4 * L1 + 0.6 * L_hf; Adam lr 5e-4 halved every 2e5 iterations, batch 32, LR patch 64",
+        {"lr": 5e-4, "lr_step": 200_000, "batch": 32, "patch": 64},
+    ),
+    "rrlfn": Recipe(
+        "l1+1*random_conv",
+        "Guo et al. eq 9 added to L1 (the overall weight is not published: 1 here); lr 5e-4 halved every "
+        "2e5 iterations; add it only in the last warm-start stage (--init-from)",
+        {"lr": 5e-4, "lr_step": 200_000},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Term:
+    weight: float
+    name: str
+    kwargs: dict[str, Any]
+
+    def __str__(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"{self.weight:g}*{self.name}" + (f"({args})" if args else "")
+
+
+_TERM = re.compile(r"^(?:(?P<w>[0-9.]+(?:e-?[0-9]+)?)\*)?(?P<name>[a-z_][a-z0-9_]*)(?:\((?P<args>.*)\))?$", re.I)
+
+
+def parse_loss_spec(spec: str) -> list[Term]:
+    """Parse ``'l1+0.1*pixel_contrastive(region=4)'`` into terms; unknown names list the known ones."""
+    text = "".join(spec.split())
+    if not text:
+        raise UsageError("--loss: empty loss spec")
+    terms = []
+    for raw in split_top_level(text, "+"):
+        match = _TERM.match(raw)
+        if match is None:
+            raise UsageError(f"--loss: cannot parse term {raw!r} of {spec!r} (expected [weight*]name[(key=value,...)])")
+        name = match["name"].lower()
+        if name not in LOSSES:
+            raise UsageError(f"--loss: unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
+        weight = float(match["w"]) if match["w"] else 1.0
+        kwargs = parse_kwargs(match["args"] or "", f"--loss {name}(...)")
+        terms.append(Term(weight, name, kwargs))
+    names = [t.name for t in terms]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--loss: a loss appears twice in {spec!r}")
+    return terms
+
+
+def build_term(term: Term) -> nn.Module:
+    entry = LOSSES[term.name]
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as err:
+        raise UsageError(
+            f"--loss {term.name}: this installation has no {entry.module} ({err}); known losses that work here: "
+            + ", ".join(n for n in LOSSES if _available(n))
+        ) from err
+    factory = entry.build or getattr(module, entry.attr, None)
+    if factory is None:
+        raise UsageError(f"--loss {term.name}: {entry.module} has no {entry.attr}")
+    try:
+        return factory(**term.kwargs)
+    except (TypeError, ValueError, FileNotFoundError, RuntimeError) as err:
+        raise UsageError(f"--loss {term}: {err}") from err
+
+
+def _available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(LOSSES[name].module) is not None
+    except ImportError:
+        return False
+
+
+def describe_losses() -> str:
+    """The registry and the recipes as text, for ``--help`` and ``--list-losses``."""
+    lines = ["losses (--loss):"]
+    for name, entry in LOSSES.items():
+        flags = " [gets lr]" if entry.needs_lr else ""
+        missing = "" if _available(name) else " [not in this installation]"
+        lines.append(f"  {name:<18} {entry.summary}{flags}{missing}")
+    lines.append("recipes (--recipe):")
+    for name, recipe in RECIPES.items():
+        lines.append(f"  {name:<18} --loss '{recipe.loss}'  ({recipe.summary})")
+    return "\n".join(lines)
+
+
+class _SyncedAdam(torch.optim.Adam):
+    """Adam that first averages the gradients over the ``torchrun`` processes and, after its step,
+    broadcasts the module's buffers (BatchNorm statistics) from rank 0: DDP's behaviour for a
+    module whose forward calls are not made through a DDP wrapper (PCLTrainer calls the discriminator
+    directly)."""
+
+    def __init__(self, module: nn.Module, lr: float) -> None:
+        super().__init__(module.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        self._module = module
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+        import torch.distributed as dist
+
+        world = dist.get_world_size()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(world)
+        out = super().step(closure)
+        for buf in self._module.buffers():
+            dist.broadcast(buf, 0)
+        return out
+
+
+class CompositeLoss(nn.Module):
+    """Weighted sum of the spec's terms; ``forward(sr, hr, lr)`` -> ``(total, {name: value})``.
+
+    Args:
+        spec: the ``--loss`` string.
+        device: where the losses (and PCL's discriminator) live.
+        distributed: True under ``torchrun`` (PCL's discriminator gradients are averaged).
+        fp16_scaler: give PCL's discriminator step its own GradScaler (float16 autocast on CUDA).
+    """
+
+    def __init__(
+        self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False
+    ) -> None:
+        super().__init__()
+        from contrastive_sr_losses.losses.frequency_contrastive import PCLTrainer
+
+        self.terms_spec = parse_loss_spec(spec)
+        self.spec = "+".join(str(t) for t in self.terms_spec)
+        kwargs = {t.name: dict(t.kwargs) for t in self.terms_spec}
+        d_lr = float(kwargs.get("pcl", {}).pop("d_lr", 1e-4))  # type: ignore[arg-type]
+        terms = [Term(t.weight, t.name, kwargs[t.name]) for t in self.terms_spec]
+        self.losses = nn.ModuleDict({t.name: build_term(t) for t in terms}).to(device)
+        self.weights = {t.name: t.weight for t in terms}
+        self.trainers: dict[str, Any] = {}
+        if "pcl" in self.losses:
+            pcl = self.losses["pcl"]
+            disc = pcl.discriminator
+            optimizer = _SyncedAdam(disc, d_lr) if distributed else None
+            scaler = torch.amp.GradScaler(device.type) if fp16_scaler else None
+            self.trainers["pcl"] = PCLTrainer(pcl, lr=d_lr, optimizer=optimizer, grad_scaler=scaler)
+
+    def forward(self, sr: Tensor, hr: Tensor, lr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The weighted total (float32) and each term's unweighted value (detached, on the device:
+        no host sync here; the caller converts them when it logs). In training mode PCL first makes
+        its discriminator step."""
+        values = {}
+        for name, loss in self.losses.items():
+            if name == "pcl":
+                call = self.trainers["pcl"] if self.training else loss
+                values[name] = call(sr, hr, lr if loss.lr_negative else None)
+            else:
+                values[name] = loss(sr, hr, lr=lr) if LOSSES[name].needs_lr else loss(sr, hr)
+        total = sum(self.weights[name] * value.float() for name, value in values.items())
+        return total, {name: value.detach() for name, value in values.items()}  # type: ignore[return-value]
+
+    def trainer_state(self) -> dict[str, Any]:
+        """What the loss terms train besides the SR network (PCL: discriminator, its optimizer)."""
+        return {name: trainer.state_dict() for name, trainer in self.trainers.items()}
+
+    def load_trainer_state(self, state: dict[str, Any]) -> None:
+        for name, trainer in self.trainers.items():
+            trainer.load_state_dict(state[name])
