@@ -249,6 +249,10 @@ def _markdown(report: dict[str, Any]) -> str:
         markdown_table(COUNT_HEADER, _count_rows(report["counts"], report["tiny"]), left={0, 3}),
         "",
         f"GMACs: {report['flop_method']}",
+    ]
+    if not report["timings"]:
+        return "\n".join(lines) + "\n"
+    lines += [
         "",
         f"Inference, one {report['lr_size']}x{report['lr_size']} LR image, x{report['time_scale']}, "
         f"eval mode, inference_mode, median / min of {report['repeat']} runs after {report['warmup']} warm-up:",

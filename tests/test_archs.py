@@ -236,6 +236,19 @@ def test_bfloat16_autocast(name):
     assert (y.float() - reference).abs().max() < 0.1 * reference.abs().max() + 0.05
 
 
+# EDSR and RCAN are plain conv stacks of the layout PRFFN shares (common.ResidualSRNet).
+@pytest.mark.parametrize("name", ["swinir_light", "prffn", "rrlfn", "gidrn"])
+def test_compiles_to_one_graph(name):
+    # Dynamo capture without graph breaks (backend "eager": no code generation, keeps the test fast).
+    model = tiny(name, 2).eval()
+    if name == "rrlfn":
+        model.reparameterize()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    x = torch.rand(1, 3, 8, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_input(name):
     model = tiny(name, 2)

@@ -5,6 +5,20 @@ retrain with them. Every model maps an RGB batch ``(N, 3, h, w)`` in [0, 1] to `
 scale*w)``, supports ``scale`` 2, 3 and 4, trains from scratch with its standard initialisation and
 never modifies its input in place.
 
+================  =====================================  ======================  ===========================
+name              network                                parameters (x4)         published (x4)
+================  =====================================  ======================  ===========================
+``edsr_baseline`` EDSR baseline (Lim et al. 2017)        1,517,571               1,517,571
+``edsr``          EDSR (32 blocks, 256 channels)         43,089,923              43,090K
+``rcan``          RCAN (Zhang et al. 2018)               15,592,355              15,592,379 (+24 frozen)
+``swinir_light``  SwinIR-light (Liang et al. 2021)       929,628                 897K (w/o 32,400 tables)
+``prffn``         PRFFN (seed 000)                       2,945,975               3,131K (see prffn.py)
+``rrlfn``         RRLFN (seed 003), re-parameterised     470,208 (512,544 train) 470K
+``gidrn``         G-IDRN (seed 004)                      561,471                 580K (see gidrn.py)
+================  =====================================  ======================  ===========================
+
+Each module's docstring says which choices the paper left open and how the count compares.
+
 Example:
     >>> from contrastive_sr_losses.archs import create_model, list_models
     >>> "edsr_baseline" in list_models()

@@ -68,8 +68,10 @@ class MRCAB(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w, b = self.shared.weight, self.shared.bias
-        branches = [F.relu(F.conv2d(x, w, b, padding=d, dilation=d)) for d in self.dilations]
-        return x + self.attention(self.fuse(torch.stack(branches).sum(0)))
+        total = F.relu(F.conv2d(x, w, b, padding=self.dilations[0], dilation=self.dilations[0]))
+        for d in self.dilations[1:]:
+            total = total + F.relu(F.conv2d(x, w, b, padding=d, dilation=d))
+        return x + self.attention(self.fuse(total))
 
 
 class SAFB(nn.Module):
