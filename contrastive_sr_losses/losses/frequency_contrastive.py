@@ -425,7 +425,9 @@ class PCLTrainer:
     data. Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and
     its backward runs outside it; for float16 on CUDA give the trainer its own ``grad_scaler`` (not the
     generator's). Call ``backward`` on the returned loss before the next trainer call: the next
-    discriminator step changes the parameters the returned loss was computed with.
+    discriminator step changes the parameters the returned loss was computed with. The training-mode
+    BatchNorm of the step needs more than one value per channel in the last block: a batch of 2, or
+    one image of at least 33x33 pixels with the default discriminator.
 
     Args:
         criterion: the :class:`FrequencyContrastiveLoss` whose ``discriminator`` is trained (create
