@@ -9,10 +9,13 @@ Example:
 """
 
 from . import metrics
-from .embeddings.random_conv import RandomConvFeatures
-from .embeddings.vgg import VGG19Features
-from .functional.filters import gaussian_blur2d, gaussian_high_pass
+from .embeddings import RandomConvFeatures, VGG19Features, WaveletDiscriminator
+from .functional import dwt2, gaussian_blur2d, gaussian_high_pass, haar_dwt, haar_idwt, idwt2
 from .losses import (
+    FrequencyContrastiveLoss,
+    PCLTrainer,
+    contrastive_discriminator_loss,
+    frequency_contrastive_loss,
     GaussianHighPassLoss,
     PixelContrastiveLoss,
     RandomConvContrastiveLoss,
@@ -23,6 +26,7 @@ from .losses import (
     random_conv_contrastive_loss,
     ratio_contrastive_loss,
 )
+from .samplers import RandomGaussianBlur, RandomSharpen
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,17 @@ __all__ = [
     "random_conv_contrastive_loss",
     "RandomConvFeatures",
     "VGG19Features",
+    "FrequencyContrastiveLoss",
+    "frequency_contrastive_loss",
+    "contrastive_discriminator_loss",
+    "PCLTrainer",
+    "WaveletDiscriminator",
+    "RandomSharpen",
+    "RandomGaussianBlur",
+    "dwt2",
+    "idwt2",
+    "haar_dwt",
+    "haar_idwt",
     "metrics",
     "__version__",
 ]

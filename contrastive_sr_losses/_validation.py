@@ -14,15 +14,18 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "check_image",
     "check_image_pair",
     "check_positive_float",
     "check_positive_int",
     "check_choice",
     "compute_dtype",
+    "module_dtype",
 ]
 
 
-def _check_image(x: object, name: str) -> Tensor:
+def check_image(x: object, name: str = "x") -> Tensor:
+    """Check that ``x`` is a non-empty floating ``(N, C, H, W)`` tensor; return it."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.dim() != 4:
@@ -42,7 +45,7 @@ def check_image_pair(sr: object, hr: object, names: tuple[str, str] = ("sr", "hr
     Different floating dtypes are accepted (under autocast a network's bfloat16 output meets a float32
     target); losses compute in :func:`compute_dtype` of the pair.
     """
-    a, b = _check_image(sr, names[0]), _check_image(hr, names[1])
+    a, b = check_image(sr, names[0]), check_image(hr, names[1])
     if a.shape != b.shape:
         raise ValueError(
             f"{names[0]} and {names[1]} must have the same shape (N, C, H, W), "
@@ -58,6 +61,16 @@ def check_image_pair(sr: object, hr: object, names: tuple[str, str] = ("sr", "hr
 def compute_dtype(*tensors: Tensor) -> torch.dtype:
     """The dtype a loss computes in: float64 if any input is float64, float32 otherwise (fp16/bf16 included)."""
     return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
+def module_dtype(module: object, fallback: torch.dtype) -> torch.dtype:
+    """The dtype of a module's first floating parameter (inputs are cast to it before the module is
+    called), else ``fallback`` (modules without parameters, whose buffers follow the input dtype)."""
+    if isinstance(module, torch.nn.Module):
+        for t in module.parameters():
+            if t.is_floating_point():
+                return t.dtype
+    return fallback
 
 
 def check_positive_int(value: object, name: str, minimum: int = 1) -> int:

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import _check_image, check_positive_float, check_positive_int, compute_dtype
+from ._validation import check_image, check_positive_float, check_positive_int, compute_dtype
 from .functional.filters import gaussian_kernel1d
 
 __all__ = [
@@ -124,7 +124,7 @@ def gaussian_blur_copies(
         >>> out.shape
         torch.Size([2, 4, 3, 16, 16])
     """
-    _check_image(x, "x")
+    check_image(x, "x")
     n, c, h, w = x.shape
     if not isinstance(sigma, Tensor) or sigma.dim() != 3 or sigma.shape[0] != n or sigma.shape[2] != 2:
         raise ValueError(f"sigma must be a (N={n}, k, 2) tensor of (sigma_y, sigma_x), got {getattr(sigma, 'shape', sigma)!r}")
@@ -178,7 +178,7 @@ def sharpen_copies(x: Tensor, factor: Tensor, value_range: float | None = 1.0) -
         >>> torch.allclose(sharpen_copies(x, torch.ones(2, 1))[:, 0], x, atol=1e-6)
         True
     """
-    _check_image(x, "x")
+    check_image(x, "x")
     n, c, h, w = x.shape
     if not isinstance(factor, Tensor) or factor.dim() != 2 or factor.shape[0] != n:
         raise ValueError(f"factor must be a (N={n}, k) tensor, got {getattr(factor, 'shape', factor)!r}")
@@ -253,7 +253,7 @@ class RandomGaussianBlur(nn.Module):
         return sigma, sizes.to(device)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        _check_image(x, "x")
+        check_image(x, "x")
         _check_border(x, max(self.kernel_sizes) // 2, f"RandomGaussianBlur with kernel_sizes={self.kernel_sizes}")
         sigma, sizes = self.sample_parameters(x.shape[0], generator=generator, device=x.device)
         return gaussian_blur_copies(x, sigma, sizes, max_kernel_size=max(self.kernel_sizes))
@@ -305,7 +305,7 @@ class RandomSharpen(nn.Module):
         return _uniform((n, self.k), *self.factor, _check_generator(generator), device)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        _check_image(x, "x")
+        check_image(x, "x")
         factor = self.sample_parameters(x.shape[0], generator=generator, device=x.device)
         return sharpen_copies(x, factor, self.value_range)
 

@@ -19,6 +19,10 @@ MODULES = [
     "contrastive_sr_losses.losses.random_conv",
     "contrastive_sr_losses.embeddings.random_conv",
     "contrastive_sr_losses.embeddings.vgg",
+    "contrastive_sr_losses.functional.wavelets",
+    "contrastive_sr_losses.samplers",
+    "contrastive_sr_losses.embeddings.wavelet_discriminator",
+    "contrastive_sr_losses.losses.frequency_contrastive",
 ]
 
 

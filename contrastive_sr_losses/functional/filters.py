@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_choice, check_positive_float, check_positive_int
+from .._validation import check_choice, check_image, check_positive_float, check_positive_int
 
 __all__ = [
     "default_kernel_size",
@@ -93,16 +93,6 @@ def _check_kernel_size(kernel_size: object) -> int:
     return kernel_size  # type: ignore[return-value]
 
 
-def _check_image(x: object, name: str = "x") -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must be 4-D of shape (N, C, H, W), got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    return x
-
-
 def gaussian_blur2d(
     x: Tensor, sigma: float, kernel_size: int | None = None, padding_mode: str = "reflect"
 ) -> Tensor:
@@ -123,7 +113,7 @@ def gaussian_blur2d(
         >>> torch.allclose(gaussian_blur2d(x, 1.0), x)
         True
     """
-    _check_image(x)
+    check_image(x)
     return _blur(x, check_positive_float(sigma, "sigma"), kernel_size, padding_mode).contiguous(
         memory_format=_memory_format(x)
     )
@@ -195,7 +185,7 @@ def gaussian_high_pass(
         >>> hp.shape, round(float(gaussian_high_pass(x + 0.5, 1.0).sub(hp).abs().max()), 6)
         (torch.Size([1, 3, 32, 32]), 0.0)
     """
-    _check_image(x)
+    check_image(x)
     sigma = check_positive_float(sigma, "sigma")
     check_choice(mode, "mode", HIGH_PASS_MODES)
     if mode == "fft":

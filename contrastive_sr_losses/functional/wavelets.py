@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import _check_image
+from .._validation import check_image
 
 __all__ = [
     "DWT_MODES",
@@ -178,7 +178,7 @@ def dwt2(x: Tensor, wavelet: str = "haar", mode: str = "symmetric") -> WaveletBa
         >>> torch.allclose(idwt2(ll, lh, hl, hh, "haar"), x, atol=1e-6)
         True
     """
-    _check_image(x, "x")
+    check_image(x, "x")
     bank = analysis_filter_bank(wavelet, dtype=x.dtype, device=x.device)
     return _dwt2_with_bank(x, bank, _check_mode(mode))
 
@@ -223,7 +223,7 @@ def idwt2(
     """
     bands = (ll, lh, hl, hh)
     for name, band in zip(("ll", "lh", "hl", "hh"), bands):
-        _check_image(band, name)
+        check_image(band, name)
         if band.shape != ll.shape or band.dtype != ll.dtype or band.device != ll.device:
             raise ValueError(
                 f"ll, lh, hl, hh must share one shape, dtype and device; {name} is {tuple(band.shape)} "
@@ -297,7 +297,7 @@ class DWT2(nn.Module):
         self.register_buffer("filter_bank", analysis_filter_bank(wavelet), persistent=False)
 
     def forward(self, x: Tensor) -> WaveletBands | Tensor:
-        _check_image(x, "x")
+        check_image(x, "x")
         bands = _dwt2_with_bank(x, self.filter_bank, self.mode)
         if self.high_only:
             return torch.cat([bands.lh, bands.hl, bands.hh], dim=1)

@@ -1,5 +1,11 @@
 """Loss modules, one file per loss family, each with its functional twin."""
 
+from .frequency_contrastive import (
+    FrequencyContrastiveLoss,
+    PCLTrainer,
+    contrastive_discriminator_loss,
+    frequency_contrastive_loss,
+)
 from .high_pass import GaussianHighPassLoss, gaussian_high_pass_loss
 from .pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss, pixel_contrastive_reference_map
 from .random_conv import RandomConvContrastiveLoss, random_conv_contrastive_loss
@@ -15,4 +21,8 @@ __all__ = [
     "ratio_contrastive_loss",
     "RandomConvContrastiveLoss",
     "random_conv_contrastive_loss",
+    "FrequencyContrastiveLoss",
+    "frequency_contrastive_loss",
+    "contrastive_discriminator_loss",
+    "PCLTrainer",
 ]

@@ -34,7 +34,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_choice, check_image_pair, check_positive_float, check_positive_int, compute_dtype
+from .._validation import (
+    check_choice,
+    check_image_pair,
+    check_positive_float,
+    check_positive_int,
+    compute_dtype,
+    module_dtype,
+)
 from ..embeddings.wavelet_discriminator import PCL_FEATURE_LAYERS
 from ..samplers import (
     DEFAULT_BLUR_KERNEL_SIZES,
@@ -43,7 +50,7 @@ from ..samplers import (
     RandomGaussianBlur,
     RandomSharpen,
 )
-from .ratio_contrastive import _extractor_dtype, upsample_negative
+from .ratio_contrastive import upsample_negative
 
 __all__ = [
     "contrastive_discriminator_loss",
@@ -382,7 +389,7 @@ class FrequencyContrastiveLoss(nn.Module):
         self._check_lr(lr, sr)
         positives, negatives = self.make_samples(hr, lr, generator)
         n, k_pos = positives.shape[:2]
-        dtype = _extractor_dtype(self.discriminator, compute_dtype(sr, hr))
+        dtype = module_dtype(self.discriminator, compute_dtype(sr, hr))
         anchor = self.embed(sr.to(dtype))
         with torch.no_grad():
             samples = torch.cat([positives, negatives], dim=1).flatten(0, 1).to(dtype)
@@ -495,7 +502,7 @@ class PCLTrainer:
         Returns the detached loss (no ``.item()``: no device sync)."""
         check_image_pair(sr, hr)
         disc = self.discriminator
-        dtype = _extractor_dtype(disc, compute_dtype(sr, hr))
+        dtype = module_dtype(disc, compute_dtype(sr, hr))
         with torch.enable_grad(), _training_mode(disc, True):
             real = disc(hr.detach().to(dtype))
             fake = disc(sr.detach().to(dtype))

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_choice, check_image_pair, compute_dtype
+from .._validation import check_choice, check_image_pair, compute_dtype, module_dtype
 
 __all__ = ["RatioContrastiveLoss", "ratio_contrastive_loss", "upsample_negative"]
 
@@ -67,16 +67,6 @@ def upsample_negative(lr: Tensor, like: Tensor) -> Tensor:
     return F.interpolate(lr.to(like.dtype), size=like.shape[-2:], mode="bicubic", align_corners=False)
 
 
-def _extractor_dtype(extractor: object, fallback: torch.dtype) -> torch.dtype:
-    """The dtype of a module's floating parameters (the inputs are cast to it), else ``fallback``
-    (extractors without parameters, such as the random conv whose buffers follow the input dtype)."""
-    if isinstance(extractor, nn.Module):
-        for t in extractor.parameters():
-            if t.is_floating_point():
-                return t.dtype
-    return fallback
-
-
 def ratio_contrastive_loss(
     sr: Tensor,
     hr: Tensor,
@@ -115,7 +105,7 @@ def ratio_contrastive_loss(
     check_choice(reduction, "reduction", REDUCTIONS)
     if not callable(feature_extractor):
         raise TypeError(f"feature_extractor must be callable (an nn.Module), got {type(feature_extractor).__name__}")
-    dtype = _extractor_dtype(feature_extractor, compute_dtype(sr, hr, negative))
+    dtype = module_dtype(feature_extractor, compute_dtype(sr, hr, negative))
     f_sr = list(feature_extractor(sr.to(dtype)))
     with torch.no_grad():
         f_hr = list(feature_extractor(hr.to(dtype)))
