@@ -13,8 +13,11 @@ linear, so the loss is computed as ``|H_hp(sr - hr)|``: one filter pass instead 
 same function.
 
 The paper gives no sigma / cut-off. The default ``sigma=1.0`` was chosen with the short experiment
-``benchmarks/high_pass_sigma.py`` (see its results file and the README): a small x2 network trained
-with ``0.4 * L1 + 0.6 * L_hf`` for sigma in {0.5, 1, 2, 3} against L1 alone.
+``benchmarks/high_pass_sigma.py`` (results in ``benchmarks/results/high_pass_sigma*.json`` and the
+README): a tiny x2 network trained on T91 for 1500 steps with ``0.4 * L1 + 0.6 * L_hf`` for sigma in
+{0.5, 1, 2, 3} against L1 alone, two seeds, PSNR-Y on Set5 / Set14. All differences were within the
+seed-to-seed noise (about 0.03 dB); sigma 1 was the most consistent (every run within 0.02 dB of L1),
+sigma 2 the only value below L1 in every run.
 """
 
 from __future__ import annotations
