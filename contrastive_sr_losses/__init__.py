@@ -8,7 +8,8 @@ Example:
     >>> loss = F.l1_loss(sr, hr) + 0.1 * criterion(sr, hr)
 """
 
-from . import metrics
+from . import archs, metrics
+from .archs import create_model, list_models
 from .embeddings import RandomConvFeatures, VGG19Features, WaveletDiscriminator
 from .functional import dwt2, gaussian_blur2d, gaussian_high_pass, haar_dwt, haar_idwt, idwt2
 from .losses import (
@@ -55,6 +56,9 @@ __all__ = [
     "idwt2",
     "haar_dwt",
     "haar_idwt",
+    "create_model",
+    "list_models",
+    "archs",
     "metrics",
     "__version__",
 ]

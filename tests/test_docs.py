@@ -23,6 +23,14 @@ MODULES = [
     "contrastive_sr_losses.samplers",
     "contrastive_sr_losses.embeddings.wavelet_discriminator",
     "contrastive_sr_losses.losses.frequency_contrastive",
+    "contrastive_sr_losses.archs",
+    "contrastive_sr_losses.archs.common",
+    "contrastive_sr_losses.archs.edsr",
+    "contrastive_sr_losses.archs.rcan",
+    "contrastive_sr_losses.archs.swinir",
+    "contrastive_sr_losses.archs.prffn",
+    "contrastive_sr_losses.archs.rrlfn",
+    "contrastive_sr_losses.archs.gidrn",
 ]
 
 
