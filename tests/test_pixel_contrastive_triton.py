@@ -270,3 +270,56 @@ def test_auto_uses_the_kernels_on_cuda(monkeypatch):
     sr, hr = _pair((1, 3, 16, 16), dtype=torch.float32)
     pixel_contrastive_loss(sr.cuda(), hr.cuda(), 8)
     assert calls
+
+
+# ------------------------------------------------------------------------------------------------
+# compiled code generation, without a GPU: the interpreter does not run Triton's compiler
+# ------------------------------------------------------------------------------------------------
+_COMPILE_SCRIPT = r"""
+import sys, torch, triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from contrastive_sr_losses.kernels import pixel_contrastive_triton as tk
+
+assert not tk.INTERPRETED
+x = torch.empty(16, 3, 192, 192, device="meta")
+cases = [  # (kernel, region, mode, input dtype, extra constants): every layout branch at least once
+    (tk._forward_kernel, 4, "grid", "fp32", dict(WRITE_LOSS=True, WRITE_COUNT=False)),  # packed blocks
+    (tk._forward_kernel, 8, "sliding", "bf16", dict(WRITE_LOSS=False, WRITE_COUNT=True)),
+    (tk._grad_sr_kernel, 8, "grid", "bf16", dict(GROUP_C=3)),  # one block per program
+    (tk._grad_hr_kernel, 16, "sliding", "fp32", dict(GROUP_C=3)),  # several partner steps
+]
+for kernel, region, mode, dtype, extra in cases:
+    own, partner, channels = tk.triton_block_sizes(region, mode, 3)
+    meta = dict(tk._layout(x, x, region, mode == "sliding", own, partner).meta, BLOCK_C=channels, **extra)
+    warps = meta.pop("num_warps")
+    names = [p.name for p in kernel.params]
+    constants = {k: v for k, v in meta.items() if k in names}
+    pointers = {"sr_ptr": dtype, "hr_ptr": dtype, "gsr_ptr": dtype, "ghr_ptr": dtype, "count_ptr": "i32"}
+    signature = {
+        n: "constexpr" if n in constants else ("*" + pointers.get(n, "fp32")) if n.endswith("_ptr")
+        else "fp32" if n.startswith("inv_t") else "i32"
+        for n in names
+    }
+    src = ASTSource(kernel, signature, constexprs={(names.index(k),): v for k, v in constants.items()})
+    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    assert compiled.asm["cubin"], kernel
+    print(kernel.__name__, region, mode, "ok")
+"""
+
+
+@pytest.mark.skipif(not tk.INTERPRETED, reason="with CUDA the other tests run the compiled kernels")
+def test_kernels_compile_for_sm90_without_a_gpu(tmp_path):
+    # Triton's front end, LLVM and the bundled ptxas, in a process where the kernels are not interpreted
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton.backends.nvidia")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(TRITON_CACHE_DIR=str(tmp_path), TRITON_DEFAULT_FP_FUSION=env.get("TRITON_DEFAULT_FP_FUSION", "1"))
+    result = subprocess.run(
+        [sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(" ok") == 4

@@ -24,11 +24,19 @@ Three kernels, each program owning a tile of pixels ("own") and looping over til
   deterministic. Only launched when ``hr`` requires a gradient (usually it does not).
 
 Pixels are addressed with explicit strides (any layout: contiguous, ``channels_last``, views);
-float16 / bfloat16 / float32 inputs are accumulated in float32, float64 inputs in float64. Grid
-mode: one program per ``region x region`` block footprint (times anchor tiles for large regions);
-footprint pixels outside the image are masked, which gives exactly the smaller border blocks of
-:mod:`contrastive_sr_losses.functional.regions`. Sliding mode: programs over runs of pixels in
-row-major order; window pixels outside the image are masked (left out, not padded).
+float16 / bfloat16 / float32 inputs are accumulated in float32, float64 inputs in float64; the
+temperature reaches the kernels as a float32 pair (hi + lo), so float64 keeps its precision. Grid
+mode: a program holds several small blocks (four 4x4 ones), one 8x8 block, or a tile of a larger
+block's footprint (16x16: four programs); footprint pixels outside the image are masked, which
+gives exactly the smaller border blocks of :mod:`contrastive_sr_losses.functional.regions`.
+Sliding mode: programs over runs of pixels in row-major order; window pixels outside the image are
+masked (left out, not padded). The channel count is a runtime loop (any C); the backward keeps
+per-channel sums for groups of up to 4 channels per program (more channels: more programs).
+
+Not measured on a GPU yet (written without one): block sizes and warp counts are first guesses
+(tiles of at most 64 x 64 pairs, about 16 elements of a tile per thread). Compiled offline for
+sm_90 (Triton 3.9) they use 83-255 registers per thread, with at most a few dozen bytes of spill
+in the 16x16 sliding backward.
 
 ``TRITON_INTERPRET=1`` in the environment *when this module is imported* makes ``triton.jit`` return
 interpreted kernels that run on CPU tensors (slowly): that is how CI tests the kernels without a GPU.
@@ -66,9 +74,13 @@ def _add_column(acc, v, k, BLOCK_C: tl.constexpr):
 
 @triton.jit
 def _own_pixels(
-    pid, N, H, W, NBY, NBX, TILES, R: tl.constexpr, BLOCK_OWN: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr
+    pid, N, H, W, NBY, NBX, TILES,
+    R: tl.constexpr, BLOCK_OWN: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr, IDX64: tl.constexpr,
 ):  # fmt: skip
-    """Image index (int64), rows, columns, validity and block origin of this program's pixels.
+    """Image index, rows, columns, validity and block origin of this program's pixels.
+
+    Offsets are int32 (fewer registers for the 2-D partner offsets) unless ``IDX64``, set by the
+    launcher for tensors of 2**31 elements or more, makes the image index (and so every offset) int64.
 
     Sliding: a run of ``BLOCK_OWN`` pixels of one image in row-major order. Grid with ``G == 1``:
     pixels ``k`` of one block's ``R x R`` footprint (tile ``pid % TILES`` of it), row-major; the
@@ -78,24 +90,30 @@ def _own_pixels(
     k = (pid % TILES) * BLOCK_OWN + tl.arange(0, BLOCK_OWN)
     rest = pid // TILES
     if SLIDING:
+        n = rest
         y = k // W
         x = k % W
-        return rest.to(tl.int64), y, x, k < H * W, rest * 0, rest * 0
-    if G == 1:
-        i = k
-        block = rest
+        ok = k < H * W
+        by0 = rest * 0  # no blocks
+        bx0 = rest * 0
     else:
-        i = k % (BLOCK_OWN // G)
-        block = rest * G + k // (BLOCK_OWN // G)
-    bx0 = (block % NBX) * R
-    by0 = (block // NBX % NBY) * R
-    n = block // (NBX * NBY)
-    y = by0 + i // R
-    x = bx0 + i % R
-    ok = (i < R * R) & (y < H) & (x < W)
-    if G > 1:
-        ok = ok & (n < N)  # the last program's slots may run past the last block
-    return n.to(tl.int64), y, x, ok, by0, bx0
+        if G == 1:
+            i = k
+            block = rest
+        else:
+            i = k % (BLOCK_OWN // G)
+            block = rest * G + k // (BLOCK_OWN // G)
+        bx0 = (block % NBX) * R
+        by0 = (block // NBX % NBY) * R
+        n = block // (NBX * NBY)
+        y = by0 + i // R
+        x = bx0 + i % R
+        ok = (i < R * R) & (y < H) & (x < W)
+        if G > 1:
+            ok = ok & (n < N)  # the last program's slots may run past the last block
+    if IDX64:
+        n = n.to(tl.int64)
+    return n, y, x, ok, by0, bx0
 
 
 @triton.jit
@@ -141,12 +159,14 @@ def _forward_kernel(
     N, C, H, W, NBY, NBX, TILES,
     s_n, s_c, s_h, s_w, h_n, h_c, h_h, h_w,
     inv_t_hi, inv_t_lo,
-    R: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr, WRITE_LOSS: tl.constexpr, WRITE_COUNT: tl.constexpr,
+    R: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr, IDX64: tl.constexpr, WRITE_LOSS: tl.constexpr, WRITE_COUNT: tl.constexpr,
     BLOCK_OWN: tl.constexpr, BLOCK_O: tl.constexpr,
 ):  # fmt: skip
     acc_ty = lse_ptr.dtype.element_ty
     inv_t = tl.full([], inv_t_hi, acc_ty) + tl.full([], inv_t_lo, acc_ty)
-    n, y, x, own_ok, by0, bx0 = _own_pixels(tl.program_id(0), N, H, W, NBY, NBX, TILES, R, BLOCK_OWN, SLIDING, G)
+    n, y, x, own_ok, by0, bx0 = _own_pixels(
+        tl.program_id(0), N, H, W, NBY, NBX, TILES, R, BLOCK_OWN, SLIDING, G, IDX64
+    )
     own_s = n * s_n + y * s_h + x * s_w
     own_h = n * h_n + y * h_h + x * h_w
 
@@ -196,12 +216,14 @@ def _grad_sr_kernel(
     N, C, H, W, NBY, NBX, TILES,
     s_n, s_c, s_h, s_w, h_n, h_c, h_h, h_w, g_n, g_h, g_w, o_n, o_c, o_h, o_w,
     inv_t_hi, inv_t_lo,
-    R: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr,
+    R: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr, IDX64: tl.constexpr,
     BLOCK_OWN: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr, GROUP_C: tl.constexpr,
 ):  # fmt: skip
     acc_ty = lse_ptr.dtype.element_ty
     inv_t = tl.full([], inv_t_hi, acc_ty) + tl.full([], inv_t_lo, acc_ty)
-    n, y, x, own_ok, by0, bx0 = _own_pixels(tl.program_id(0), N, H, W, NBY, NBX, TILES, R, BLOCK_OWN, SLIDING, G)
+    n, y, x, own_ok, by0, bx0 = _own_pixels(
+        tl.program_id(0), N, H, W, NBY, NBX, TILES, R, BLOCK_OWN, SLIDING, G, IDX64
+    )
     c0 = tl.program_id(1) * BLOCK_C  # this program's channel group
     own_s = n * s_n + y * s_h + x * s_w
     lse = tl.load(lse_ptr + n * H * W + y * W + x, mask=own_ok, other=0.0)
@@ -239,12 +261,14 @@ def _grad_hr_kernel(
     N, C, H, W, NBY, NBX, TILES,
     s_n, s_c, s_h, s_w, h_n, h_c, h_h, h_w, g_n, g_h, g_w, o_n, o_c, o_h, o_w,
     inv_t_hi, inv_t_lo,
-    R: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr,
+    R: tl.constexpr, SLIDING: tl.constexpr, G: tl.constexpr, IDX64: tl.constexpr,
     BLOCK_OWN: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_C: tl.constexpr, GROUP_C: tl.constexpr,
 ):  # fmt: skip
     acc_ty = lse_ptr.dtype.element_ty
     inv_t = tl.full([], inv_t_hi, acc_ty) + tl.full([], inv_t_lo, acc_ty)
-    n, y, x, own_ok, by0, bx0 = _own_pixels(tl.program_id(0), N, H, W, NBY, NBX, TILES, R, BLOCK_OWN, SLIDING, G)
+    n, y, x, own_ok, by0, bx0 = _own_pixels(
+        tl.program_id(0), N, H, W, NBY, NBX, TILES, R, BLOCK_OWN, SLIDING, G, IDX64
+    )
     c0 = tl.program_id(1) * BLOCK_C
     own_h = n * h_n + y * h_h + x * h_w
 
@@ -302,7 +326,13 @@ def triton_block_sizes(region: int, mode: str, channels: int) -> tuple[int, int,
 
 
 def _num_warps(block_own: int, block_partner: int) -> int:
-    return max(1, min(4, block_own * block_partner // 1024))
+    """About 16 elements of each ``[BLOCK_OWN, BLOCK_O]`` register tile per thread (64 x 64: 8 warps)."""
+    return max(1, min(8, block_own * block_partner // 512))
+
+
+def _needs_int64(*tensors: Tensor) -> bool:
+    """Whether an element offset of one of the tensors can reach 2**31 (int32 indexing would overflow)."""
+    return any(sum((size - 1) * abs(step) for size, step in zip(t.shape, t.stride())) >= 2**31 - 1 for t in tensors)
 
 
 def _split(value: float) -> tuple[float, float]:
@@ -318,9 +348,9 @@ class _Layout(NamedTuple):
     meta: dict[str, int | bool]  # compile-time constants
 
 
-def _layout(shape: torch.Size, region: int, sliding: bool, block_own: int, block_partner: int) -> _Layout:
+def _layout(sr: Tensor, hr: Tensor, region: int, sliding: bool, block_own: int, block_partner: int) -> _Layout:
     """How a launch covers the image: see ``_own_pixels``."""
-    n, c, h, w = shape
+    n, c, h, w = sr.shape
     nby, nbx = triton.cdiv(h, region), triton.cdiv(w, region)
     footprint = triton.next_power_of_2(region * region)
     if sliding:
@@ -333,8 +363,8 @@ def _layout(shape: torch.Size, region: int, sliding: bool, block_own: int, block
         packed, tiles = 1, triton.cdiv(region * region, block_own)
         programs = n * nby * nbx * tiles
     meta = dict(
-        R=region, SLIDING=sliding, G=packed, BLOCK_OWN=block_own, BLOCK_O=block_partner,
-        num_warps=_num_warps(block_own, block_partner),
+        R=region, SLIDING=sliding, G=packed, IDX64=_needs_int64(sr, hr) or n * c * h * w >= 2**31 - 1,
+        BLOCK_OWN=block_own, BLOCK_O=block_partner, num_warps=_num_warps(block_own, block_partner),
     )  # fmt: skip
     return _Layout((n, c, h, w, nby, nbx, tiles), programs, meta)
 
@@ -368,7 +398,7 @@ def _triton_fwd(
     sr: Tensor, hr: Tensor, region: int, temperature: float, sliding: bool, block_own: int, block_partner: int,
     block_channels: int,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
-    layout = _layout(sr.shape, region, sliding, block_own, block_partner)
+    layout = _layout(sr, hr, region, sliding, block_own, block_partner)
     with _on_device(sr):
         return _launch_forward(sr, hr, region, temperature, layout, count_only=False)
 
@@ -381,7 +411,7 @@ def _triton_bwd(
     channels = sr.shape[1]
     grad_sr, grad_hr = new_grads(sr, hr, need_sr, need_hr)
     lse = lse.contiguous()  # read as a dense (N, 1, H, W) map
-    layout = _layout(sr.shape, region, sliding, block_own, block_partner)
+    layout = _layout(sr, hr, region, sliding, block_own, block_partner)
     launch = (layout.programs, triton.cdiv(channels, block_channels))
     meta = dict(layout.meta, BLOCK_C=block_channels, GROUP_C=min(channels, block_channels))
     inv_t = _split(1.0 / temperature)
