@@ -25,6 +25,7 @@ from srkit.data import StreamBatchSampler, load_pairs, make_lr  # noqa: E402
 from srkit.losses import LOSSES, RECIPES, CompositeLoss, parse_loss_spec  # noqa: E402
 from srkit.runtime import UsageError, parse_kwargs, run_cli  # noqa: E402
 
+from contrastive_sr_losses.archs import TINY_OVERRIDES  # noqa: E402
 from contrastive_sr_losses.metrics import imresize, quantize  # noqa: E402
 
 
@@ -307,3 +308,16 @@ def test_pairs_use_matlab_bicubic_grayscale_to_rgb_and_the_lr_cache(data, tmp_pa
     for f in cached:  # the cache is what is read: overwrite it and see the change
         Image.fromarray(np.zeros_like(np.asarray(Image.open(f)))).save(f)
     assert all(int(p.lr.sum()) == 0 for p in load_pairs([data["test"]], 2, "--test", cache_dir=tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("arch", sorted(TINY_OVERRIDES))
+def test_every_registered_network_trains_and_resumes(arch, data, tmp_path):
+    kwargs = ",".join(f"{k}={v}" for k, v in TINY_OVERRIDES[arch].items()).replace(" ", "")
+    args = _args(data, tmp_path / arch, "--iters", "1", "--patch", "16", "--batch", "2")
+    args[args.index("--arch") + 1] = arch
+    args[args.index("--arch-kwargs") + 1] = kwargs
+    train.main(args)
+    ckpt = _ckpt(tmp_path / arch / "last.pt")
+    assert ckpt["arch"] == arch and ckpt["iteration"] == 1
+    train.main([*args[: args.index("--iters")], "--iters", "2", *args[args.index("--iters") + 2 :], "--resume"])
+    assert _ckpt(tmp_path / arch / "last.pt")["iteration"] == 2
