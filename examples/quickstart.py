@@ -31,7 +31,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from contrastive_sr_losses import PixelContrastiveLoss
-from contrastive_sr_losses.metrics import psnr_y, quantize
+from contrastive_sr_losses.metrics import imresize, psnr_y, quantize
 
 SKIMAGE_TRAIN = ("astronaut", "coffee", "hubble_deep_field", "immunohistochemistry", "stereo_motorcycle", "camera")
 SKIMAGE_TEST = ("chelsea", "rocket")
@@ -99,9 +99,8 @@ def mod_crop(hr: Tensor, scale: int, size: int = 0) -> Tensor:
 
 
 def downsample(hr: Tensor, scale: int) -> Tensor:
-    # Antialiased bicubic stand-in; the library's MATLAB-compatible imresize will replace it once it exists.
-    lr = F.interpolate(hr, scale_factor=1 / scale, mode="bicubic", antialias=True, align_corners=False)
-    return lr.clamp(0.0, 1.0)
+    """The SR literature's LR image: MATLAB-compatible bicubic, rounded to 8 bits."""
+    return quantize(imresize(hr, 1 / scale))
 
 
 def upsample(lr: Tensor, scale: int) -> Tensor:
@@ -179,7 +178,7 @@ def evaluate(
     rows, first = [], {}
     for i, (name, hr) in enumerate(tests):
         lr, hr = downsample(hr, scale).to(device), hr.to(device)
-        outs = {"bicubic": upsample(lr, scale)} | {k: m(lr) for k, m in models.items()}
+        outs = {"bicubic": imresize(lr, scale)} | {k: m(lr) for k, m in models.items()}
         outs = {k: v.clamp(0.0, 1.0).cpu() for k, v in outs.items()}
         rows.append({"image": name} | {k: psnr_y(v, hr.cpu(), crop_border=scale).item() for k, v in outs.items()})
         if i == 0:
