@@ -504,13 +504,15 @@ class _FakeCudaTensor:
     is_cuda = True  # all that the dispatch looks at
 
 
-@pytest.mark.parametrize("triton_available", [True, False])
-def test_auto_dispatch(monkeypatch, triton_available):
+@pytest.mark.parametrize("triton_available,interpreted", [(True, False), (False, False), (True, True)])
+def test_auto_dispatch(monkeypatch, triton_available, interpreted):
     from contrastive_sr_losses import kernels
 
     monkeypatch.setattr(kernels, "TRITON_AVAILABLE", triton_available)
+    monkeypatch.setattr(kernels, "TRITON_INTERPRETED", interpreted)
     cuda_choice = kernels.select_pixel_contrastive_backend("auto", _FakeCudaTensor())
-    assert cuda_choice == ("triton" if triton_available else "torch")
+    # the kernels on CUDA only when compiled: never the (slow) interpreter behind the user's back
+    assert cuda_choice == ("triton" if triton_available and not interpreted else "torch")
     assert kernels.select_pixel_contrastive_backend("auto", _sr) == "torch"  # CPU: never the interpreter
     for explicit in ("reference", "torch", "triton"):
         assert kernels.select_pixel_contrastive_backend(explicit, _sr) == explicit

@@ -10,7 +10,8 @@ the paper's blocks, and ``'sliding'``, a window centred on every pixel).
 - ``'torch'``: chunked custom ops with an analytic backward (any device, memory bounded).
 - ``'triton'``: fused Triton kernels (CUDA tensors; CPU tensors in Triton's interpreter when
   ``TRITON_INTERPRET=1`` was set before the import). Needs the optional ``triton`` package.
-- ``'auto'``: ``'triton'`` for CUDA tensors when triton is importable, ``'torch'`` otherwise.
+- ``'auto'``: ``'triton'`` for CUDA tensors when triton is importable (and its kernels are compiled,
+  not interpreted), ``'torch'`` otherwise.
 
 Package import never requires triton: it is imported here when installed, and a failed import only
 makes ``'triton'`` unavailable (``TRITON_UNAVAILABLE_REASON`` says why).
@@ -27,6 +28,7 @@ __all__ = [
     "PIXEL_CONTRASTIVE_BACKENDS",
     "PIXEL_CONTRASTIVE_MODES",
     "TRITON_AVAILABLE",
+    "TRITON_INTERPRETED",
     "TRITON_UNAVAILABLE_REASON",
     "select_pixel_contrastive_backend",
     "pixel_contrastive_fast_map",
@@ -47,13 +49,15 @@ else:
     TRITON_UNAVAILABLE_REASON = None
 
 TRITON_AVAILABLE: bool = _triton_path is not None
+#: The kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1`` at import): ``'auto'`` then avoids them.
+TRITON_INTERPRETED: bool = _triton_path is not None and _triton_path.INTERPRETED
 
 
 def select_pixel_contrastive_backend(backend: str, sr: Tensor) -> str:
     """Resolve ``'auto'`` to a concrete backend name for the given input (no device sync)."""
     if backend != "auto":
         return backend
-    return "triton" if (sr.is_cuda and TRITON_AVAILABLE) else "torch"
+    return "triton" if (sr.is_cuda and TRITON_AVAILABLE and not TRITON_INTERPRETED) else "torch"
 
 
 def pixel_contrastive_fast_map(
