@@ -345,7 +345,7 @@ def _split(value: float) -> tuple[float, float]:
 class _Layout(NamedTuple):
     sizes: tuple[int, ...]  # N, C, H, W, NBY, NBX, TILES: the kernels' leading integer arguments
     programs: int
-    meta: dict[str, int | bool]  # compile-time constants
+    meta: dict[str, int | bool]  # compile-time constants and launch options
 
 
 def _layout(sr: Tensor, hr: Tensor, region: int, sliding: bool, block_own: int, block_partner: int) -> _Layout:
@@ -365,6 +365,7 @@ def _layout(sr: Tensor, hr: Tensor, region: int, sliding: bool, block_own: int, 
     meta = dict(
         R=region, SLIDING=sliding, G=packed, IDX64=_needs_int64(sr, hr) or n * c * h * w >= 2**31 - 1,
         BLOCK_OWN=block_own, BLOCK_O=block_partner, num_warps=_num_warps(block_own, block_partner),
+        enable_fp_fusion=True,  # explicit (fused multiply-adds): Triton 3.9 warns when it is left to its default
     )  # fmt: skip
     return _Layout((n, c, h, w, nby, nbx, tiles), programs, meta)
 
