@@ -237,10 +237,10 @@ def test_cpu_tensors_without_the_interpreter_are_refused(monkeypatch):
 
 
 def test_default_block_sizes():
-    assert tk.triton_block_sizes(8, "grid", 3) == (64, 64, 4)
-    assert tk.triton_block_sizes(4, "grid", 3) == (64, 16, 4)  # four 4x4 blocks per program
-    assert tk.triton_block_sizes(16, "sliding", 1) == (64, 64, 1)  # 256 partners in 4 steps
-    assert tk.triton_block_sizes(3, "sliding", 5) == (64, 16, 4)  # 9 partners padded to 16
+    assert tk.triton_block_sizes(8, 3) == (64, 64, 4)
+    assert tk.triton_block_sizes(4, 3) == (64, 16, 4)  # grid: four 4x4 blocks per program
+    assert tk.triton_block_sizes(16, 1) == (64, 64, 1)  # 256 partners in 4 steps
+    assert tk.triton_block_sizes(3, 5) == (64, 16, 4)  # 9 partners padded to 16; channels in 2 groups
 
 
 # ------------------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ cases = [  # (kernel, region, mode, input dtype, extra constants): every layout 
     (tk._grad_hr_kernel, 16, "sliding", "fp32", dict(GROUP_C=3)),  # several partner steps
 ]
 for kernel, region, mode, dtype, extra in cases:
-    own, partner, channels = tk.triton_block_sizes(region, mode, 3)
+    own, partner, channels = tk.triton_block_sizes(region, 3)
     meta = dict(tk._layout(x, x, region, mode == "sliding", own, partner).meta, BLOCK_C=channels, **extra)
     options = {"num_warps": meta.pop("num_warps"), "enable_fp_fusion": meta.pop("enable_fp_fusion")}
     names = [p.name for p in kernel.params]

@@ -314,12 +314,12 @@ INTERPRETED: bool = not isinstance(_forward_kernel, triton.runtime.JITFunction)
 _MAX_TILE = 64
 
 
-def triton_block_sizes(region: int, mode: str, channels: int) -> tuple[int, int, int]:
+def triton_block_sizes(region: int, channels: int) -> tuple[int, int, int]:
     """Default ``(block_own, block_partner, block_channels)``: pixels per program, partners per loop
     step, channels per program of the backward. Powers of two; register tiles of at most 64 x 64.
 
-    Grid mode packs ``block_own // footprint`` small blocks into one program (e.g. four 4x4 blocks),
-    and splits a footprint larger than ``block_own`` (16x16) into several programs.
+    The same for both modes. Grid mode packs ``block_own // footprint`` small blocks into one program
+    (e.g. four 4x4 blocks) and splits a footprint larger than ``block_own`` (16x16) over several.
     """
     footprint = triton.next_power_of_2(region * region)
     return _MAX_TILE, min(footprint, _MAX_TILE), min(triton.next_power_of_2(channels), 4)
@@ -455,6 +455,6 @@ def pixel_contrastive_map_triton(
             "'auto' on this device (to run the Triton kernels in Triton's CPU interpreter, set "
             "TRITON_INTERPRET=1 before importing contrastive_sr_losses)"
         )
-    own, partner, channels = block_sizes or triton_block_sizes(region, mode, sr.shape[1])
+    own, partner, channels = block_sizes or triton_block_sizes(region, sr.shape[1])
     loss, _ = _triton_fwd(sr, hr, region, float(temperature), mode == "sliding", own, partner, channels)
     return loss
