@@ -24,6 +24,7 @@ from .losses import (
     gaussian_high_pass_loss,
     pixel_contrastive_loss,
     pixel_contrastive_reference_map,
+    pixel_contrastive_sliding_reference_map,
     random_conv_contrastive_loss,
     ratio_contrastive_loss,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "PixelContrastiveLoss",
     "pixel_contrastive_loss",
     "pixel_contrastive_reference_map",
+    "pixel_contrastive_sliding_reference_map",
     "GaussianHighPassLoss",
     "gaussian_high_pass_loss",
     "gaussian_high_pass",

@@ -7,7 +7,12 @@ from .frequency_contrastive import (
     frequency_contrastive_loss,
 )
 from .high_pass import GaussianHighPassLoss, gaussian_high_pass_loss
-from .pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss, pixel_contrastive_reference_map
+from .pixel_contrastive import (
+    PixelContrastiveLoss,
+    pixel_contrastive_loss,
+    pixel_contrastive_reference_map,
+    pixel_contrastive_sliding_reference_map,
+)
 from .random_conv import RandomConvContrastiveLoss, random_conv_contrastive_loss
 from .ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss
 
@@ -15,6 +20,7 @@ __all__ = [
     "PixelContrastiveLoss",
     "pixel_contrastive_loss",
     "pixel_contrastive_reference_map",
+    "pixel_contrastive_sliding_reference_map",
     "GaussianHighPassLoss",
     "gaussian_high_pass_loss",
     "RatioContrastiveLoss",
