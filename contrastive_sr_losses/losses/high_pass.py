@@ -27,7 +27,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .._validation import check_choice, check_image_pair, check_positive_float, check_positive_int, compute_dtype
-from ..functional.filters import HIGH_PASS_MODES, gaussian_high_pass
+from ..functional.filters import HIGH_PASS_MODES, gaussian_high_pass, high_pass_l1_sum
 
 __all__ = ["GaussianHighPassLoss", "gaussian_high_pass_loss", "DEFAULT_HIGH_PASS_SIGMA"]
 
@@ -86,8 +86,12 @@ def gaussian_high_pass_loss(
     _check_args(sigma, kernel_size, mode, reduction)
     dtype = compute_dtype(sr, hr)
     with torch.autocast(sr.device.type, enabled=False):  # filter in float32 even inside autocast
-        high = gaussian_high_pass(sr.to(dtype) - hr.to(dtype), float(sigma), kernel_size=kernel_size, mode=mode)
-    diff = high.abs()
+        a, b = sr.to(dtype), hr.to(dtype)
+        if mode == "spatial" and reduction != "none":
+            # fused path: same function, a hand-written backward (see functional.filters._HighPassL1)
+            total = high_pass_l1_sum(a, b, float(sigma), kernel_size)
+            return total / sr.numel() if reduction == "mean" else total
+        diff = gaussian_high_pass(a - b, float(sigma), kernel_size=kernel_size, mode=mode).abs()
     if reduction == "mean":
         return diff.mean()
     if reduction == "sum":
