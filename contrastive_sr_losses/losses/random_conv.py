@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from ..embeddings.random_conv import RandomConvFeatures
-from .ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss
+from .ratio_contrastive import RatioContrastiveLoss
 
 __all__ = ["RandomConvContrastiveLoss", "random_conv_contrastive_loss", "RANDOM_CONV_WEIGHTS"]
 
@@ -100,13 +100,14 @@ def random_conv_contrastive_loss(
         >>> hr, neg = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
         >>> random_conv_contrastive_loss(sr, hr, neg, seed=0).backward()
     """
-    features = RandomConvFeatures(
-        sr.shape[1] if isinstance(sr, Tensor) and sr.dim() == 4 else 3,
-        channels,
+    module = RandomConvContrastiveLoss(
+        channels=channels,
+        layer_weights=layer_weights,
         seed=seed,
         normalize=normalize,
+        eps=eps,
+        in_channels=sr.shape[1] if isinstance(sr, Tensor) and sr.dim() == 4 else 3,
         value_range=value_range,
-    ).to(sr.device if isinstance(sr, Tensor) else "cpu")
-    if len(tuple(layer_weights)) != 2:
-        raise ValueError(f"layer_weights must have 2 entries, got {layer_weights!r}")
-    return ratio_contrastive_loss(sr, hr, negative, features, layer_weights, eps=eps, reduction=reduction)
+        reduction=reduction,
+    )
+    return module.to(sr.device if isinstance(sr, Tensor) else "cpu")(sr, hr, negative)
