@@ -11,6 +11,7 @@ table. Scripts import this module as ``from _harness import ...`` (run them as
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import gc
 import json
@@ -34,6 +35,7 @@ __all__ = [
     "MEMORY_METHOD_CPU",
     "MEMORY_METHOD_CUDA",
     "sync",
+    "check_device",
     "device_name",
     "environment",
     "measure_peak_extra",
@@ -76,6 +78,15 @@ def sync(device: torch.device) -> None:
     """Wait for queued CUDA work (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def check_device(parser: argparse.ArgumentParser, device: str) -> None:
+    """Stop with a usage error when ``device`` cannot be benchmarked here (no CUDA, or no
+    /proc/self/statm for the CPU memory measurement)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda requested but CUDA is not available")
+    if device == "cpu" and not os.path.exists("/proc/self/statm"):
+        parser.error("CPU memory measurement needs Linux /proc/self/statm")
 
 
 def device_name(device: torch.device) -> str:

@@ -44,6 +44,7 @@ from _harness import (
     MEMORY_METHOD_CPU,
     MEMORY_METHOD_CUDA,
     RESULTS_DIR,
+    check_device,
     environment,
     markdown_table,
     measure_peak_extra,
@@ -282,8 +283,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.lr_size < 3 or args.repeat < 1 or args.warmup < 0:
         parser.error("--lr-size must be >= 3, --repeat >= 1, --warmup >= 0")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda requested but CUDA is not available")
+    check_device(parser, args.device)
     if args.out is None:
         args.out = RESULTS_DIR / f"archs_{args.device}.json"
     if args.markdown is None:

@@ -31,6 +31,7 @@ from _harness import (
     MEMORY_METHOD_CUDA,
     MIB,
     RESULTS_DIR,
+    check_device,
     environment,
     markdown_table,
     measure_peak_extra,
@@ -125,8 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON (benchmarks/results/losses_<device>.json)")
     p.add_argument("--markdown", type=Path, default=None, help="markdown table (benchmarks/results/losses_<device>.md)")
     args = p.parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda requested but CUDA is not available")
+    check_device(p, args.device)
     out = args.out or RESULTS_DIR / f"losses_{args.device}.json"
     md_path = args.markdown or out.with_suffix(".md")
     device = torch.device(args.device)

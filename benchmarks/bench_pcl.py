@@ -33,7 +33,6 @@ Run it on an otherwise idle machine: timings of a loaded CPU are not comparable.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +44,7 @@ from _harness import (
     MEMORY_METHOD_CUDA,
     MIB,
     RESULTS_DIR,
+    check_device,
     environment,
     markdown_table,
     measure_peak_extra,
@@ -75,7 +75,10 @@ Term = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # --------------------------------------------------------------------------------------------
 def _pcl_term(device: torch.device, train_discriminator: bool) -> tuple[Term, int]:
     from contrastive_sr_losses.embeddings import WaveletDiscriminator
-    from contrastive_sr_losses.losses.frequency_contrastive import FrequencyContrastiveLoss, PCLTrainer
+    from contrastive_sr_losses.losses.frequency_contrastive import (
+        FrequencyContrastiveLoss,
+        PCLTrainer,
+    )
 
     disc = WaveletDiscriminator().to(device)
     params = sum(p.numel() for p in disc.parameters())
@@ -244,10 +247,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "raise --batch or --size")
     if args.warmup < 0:
         parser.error("--warmup must be >= 0")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda requested but CUDA is not available")
-    if args.device == "cpu" and not os.path.exists("/proc/self/statm"):
-        parser.error("CPU memory measurement needs Linux /proc/self/statm")
+    check_device(parser, args.device)
     args.methods, args.dtypes = list(dict.fromkeys(args.methods)), list(dict.fromkeys(args.dtypes))
     if args.out is None:
         args.out = RESULTS_DIR / f"pcl_{args.device}.json"

@@ -49,7 +49,6 @@ The thread count is torch's default (set ``OMP_NUM_THREADS`` to change it); it i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -57,10 +56,11 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from _harness import (
-    MIB,
     MEMORY_METHOD_CPU,
     MEMORY_METHOD_CUDA,
+    MIB,
     RESULTS_DIR,
+    check_device,
     environment,
     markdown_table,
     measure_peak_extra,
@@ -417,10 +417,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.warmup < 0:
         parser.error("--warmup must be >= 0")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda requested but CUDA is not available")
-    if args.device == "cpu" and not os.path.exists("/proc/self/statm"):
-        parser.error("CPU memory measurement needs Linux /proc/self/statm")
+    check_device(parser, args.device)
     if args.methods is None:
         args.methods = ["l1", "torch", "reference"] + (["triton"] if args.device == "cuda" else [])
     elif args.device == "cpu" and "triton" in args.methods:
