@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _pairs import make_pair
+
 from contrastive_sr_losses import PixelContrastiveLoss, pixel_contrastive_loss
 
 BACKENDS = ["reference", "torch"]
@@ -51,13 +53,7 @@ def naive_sum(loss_map: torch.Tensor, region: int) -> float:
     )
 
 
-def _pair(shape, dtype=torch.float64, levels: int | None = None, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    sr = torch.rand(shape, generator=g, dtype=dtype)
-    hr = torch.rand(shape, generator=g, dtype=dtype)
-    if levels is not None:  # few distinct values -> many exact duplicates, |P_i| > 1
-        hr = (hr * (levels - 1)).round() / (levels - 1)
-    return sr, hr
+_pair = make_pair  # (sr, hr) from a seed; levels -> duplicate HR values, |P_i| > 1
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _pairs import make_pair
+
 from contrastive_sr_losses.functional.regions import window_extent
 from contrastive_sr_losses.losses.pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss
 
@@ -42,13 +44,7 @@ def naive_sliding_map(sr: torch.Tensor, hr: torch.Tensor, region: int, temperatu
     return out
 
 
-def _pair(shape, dtype=torch.float64, levels: int | None = None, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    sr = torch.rand(shape, generator=g, dtype=dtype)
-    hr = torch.rand(shape, generator=g, dtype=dtype)
-    if levels is not None:  # few distinct values -> many exact duplicates, |P_i| > 1
-        hr = (hr * (levels - 1)).round() / (levels - 1)
-    return sr, hr
+_pair = make_pair  # (sr, hr) from a seed; levels -> duplicate HR values, |P_i| > 1
 
 
 def _value_and_grads(backend, sr, hr, **kwargs):

@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _pairs import make_pair
+
 from contrastive_sr_losses import kernels
 from contrastive_sr_losses.losses.pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss
 
@@ -32,12 +34,8 @@ MODES = ["grid", "sliding"]
 
 
 def _pair(shape, dtype=torch.float64, levels: int | None = None, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    sr = torch.rand(shape, generator=g, dtype=torch.float64)
-    hr = torch.rand(shape, generator=g, dtype=torch.float64)
-    if levels is not None:  # few distinct values -> many exact duplicates, |P_i| > 1
-        hr = (hr * (levels - 1)).round() / (levels - 1)
-    return sr.to(dtype), hr.to(dtype)
+    """Drawn in float64 whatever ``dtype``: every dtype case sees the same values."""
+    return make_pair(shape, dtype, levels, seed, draw_dtype=torch.float64)
 
 
 def _run(fn, sr, hr, grad_sr=True, grad_hr=True):
