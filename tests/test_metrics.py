@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from contrastive_sr_losses.functional import rgb_to_y
-from contrastive_sr_losses.metrics import LPIPS, imresize, lpips, psnr_y, quantize, ssim_y
+from contrastive_sr_losses.functional.filters import gaussian_kernel1d
+from contrastive_sr_losses.metrics import LPIPS, ReferenceY, imresize, lpips, psnr_y, quantize, ssim_y
 
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "weights"
 
@@ -218,6 +219,45 @@ def test_ssim_y_matches_pytorch_msssim_and_skimage():
             use_sample_covariance=False, win_size=11,
         )
         assert ours[i].item() == pytest.approx(ski, abs=1e-10)
+
+
+def _ssim_by_2d_window(sr: torch.Tensor, hr: torch.Tensor, crop: int) -> torch.Tensor:
+    """Wang et al.'s ssim_index written plainly: five 2-D 11x11 convolutions in float64."""
+    x = rgb_to_y(quantize(sr.double()))[..., crop : sr.shape[-2] - crop, crop : sr.shape[-1] - crop]
+    y = rgb_to_y(quantize(hr.double()))[..., crop : hr.shape[-2] - crop, crop : hr.shape[-1] - crop]
+    g = gaussian_kernel1d(1.5, 11, dtype=torch.float64)
+    win = (g[:, None] * g[None, :]).view(1, 1, 11, 11)
+    conv = lambda t: torch.nn.functional.conv2d(t, win)  # noqa: E731
+    mx, my = conv(x), conv(y)
+    vx, vy, cxy = conv(x * x) - mx * mx, conv(y * y) - my * my, conv(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    return (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean(dim=(1, 2, 3))
+
+
+@pytest.mark.parametrize("shape, crop", [((2, 3, 11, 11), 0), ((1, 3, 42, 17), 0), ((2, 3, 43, 50), 1), ((1, 3, 107, 61), 4)])
+def test_ssim_y_separable_tiled_equals_2d_window(shape, crop):
+    # 42 / 43 rows: the map is one full 32-row tile (+ a partial one); 107: several tiles
+    gen = torch.Generator().manual_seed(sum(shape))
+    hr = torch.rand(shape, generator=gen)
+    sr = (hr + 0.08 * torch.randn(shape, generator=gen)).clamp(0, 1)
+    assert torch.allclose(ssim_y(sr, hr, crop_border=crop), _ssim_by_2d_window(sr, hr, crop), rtol=0, atol=1e-12)
+
+
+def test_reference_y_scores_like_the_functions_and_is_reusable():
+    gen = torch.Generator().manual_seed(5)
+    hr = torch.rand(2, 3, 30, 26, generator=gen)
+    ref = ReferenceY(hr, crop_border=2)
+    for noise in (0.02, 0.2):
+        sr = (hr + noise * torch.randn(hr.shape, generator=gen)).clamp(0, 1)
+        assert torch.equal(ref.psnr(sr), psnr_y(sr, hr, crop_border=2))
+        assert torch.equal(ref.ssim(sr), ssim_y(sr, hr, crop_border=2))
+    assert ref.ssim(hr).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="same shape"):
+        ref.psnr(hr[..., :-1])
+    with pytest.raises(ValueError, match="crop_border=13 leaves no pixels"):
+        ReferenceY(hr, crop_border=13)
+    with pytest.raises(ValueError, match=r"ssim_y needs at least 11x11 pixels after cropping crop_border=8"):
+        ReferenceY(hr, crop_border=8).ssim(hr)
 
 
 def test_ssim_y_bad_input():

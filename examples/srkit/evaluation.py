@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from contrastive_sr_losses.metrics import imresize, psnr_y, quantize, ssim_y
+from contrastive_sr_losses.metrics import ReferenceY, imresize, quantize
 
 from .data import Pair, to_float, write_rgb
 
@@ -56,6 +56,7 @@ def evaluate(
         for pair in tqdm(chosen, desc=f"eval {set_name}", disable=not progress, leave=False):
             lr = to_float(pair.lr)[None].to(device)
             hr = to_float(pair.hr)[None].to(device)
+            reference = ReferenceY(hr, crop_border=scale)  # the HR side once for every method
             outputs = {}
             for method, upscale in methods.items():
                 sr = upscale(lr).float().clamp(0.0, 1.0)
@@ -63,8 +64,8 @@ def evaluate(
                     raise RuntimeError(f"{method} returned {tuple(sr.shape)} for HR {tuple(hr.shape)} ({pair.name})")
                 row = {
                     "image": pair.name,
-                    "psnr": psnr_y(sr, hr, crop_border=scale).item(),
-                    "ssim": ssim_y(sr, hr, crop_border=scale).item(),
+                    "psnr": reference.psnr(sr).item(),
+                    "ssim": reference.ssim(sr).item(),
                 }
                 if lpips_metric is not None:
                     row["lpips"] = lpips_metric(sr, hr).item()
