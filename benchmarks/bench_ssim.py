@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--image: {args.image} does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
-    hr_u8 = np.asarray(Image.open(args.image).convert("RGB"))
+    hr_u8 = np.array(Image.open(args.image).convert("RGB"))
     h, w = (s - s % args.scale for s in hr_u8.shape[:2])
     hr_u8 = np.ascontiguousarray(hr_u8[:h, :w])
     hr = torch.from_numpy(hr_u8).permute(2, 0, 1)[None].double().div(255.0)

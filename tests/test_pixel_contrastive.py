@@ -275,6 +275,34 @@ def test_temperature_matches_value_range(backend):
     assert bytes_range.item() == pytest.approx(unit.item(), rel=1e-10)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["grid", "sliding"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_value_range_contract_same_objective_as_l1_in_either_range(backend, mode, reduction):
+    # the issue's contract: PixelContrastiveLoss(value_range=255)(255 sr, 255 hr) == 255 * PixelContrastiveLoss()(sr, hr),
+    # i.e. the term scales like L1, and its gradient w.r.t. the [0, 255] image equals the [0, 1] gradient
+    # (as L1's does), so "L1 + 0.1 * loss" is the same training signal for both users
+    sr, hr = _pair((2, 3, 12, 10), levels=256)
+    sr_u, sr_b = sr.clone().requires_grad_(), (sr * 255).requires_grad_()
+    unit = PixelContrastiveLoss(4, mode=mode, temperature=0.1, reduction=reduction, backend=backend)(sr_u, hr)
+    crit = PixelContrastiveLoss(4, mode=mode, temperature=0.1, reduction=reduction, backend=backend, value_range=255.0)
+    byte = crit(sr_b, hr * 255)
+    torch.testing.assert_close(byte, 255 * unit, rtol=1e-9, atol=1e-9)
+    unit.sum().backward()
+    byte.sum().backward()
+    torch.testing.assert_close(sr_b.grad, sr_u.grad, rtol=1e-8, atol=1e-10)
+    assert "value_range=255" in repr(crit) and "value_range" not in repr(PixelContrastiveLoss())
+
+
+@pytest.mark.parametrize("value_range", [0.0, -1.0, "255"])
+def test_value_range_must_be_positive(value_range):
+    with pytest.raises((ValueError, TypeError), match="value_range"):
+        PixelContrastiveLoss(value_range=value_range)
+    sr, hr = _pair((1, 3, 8, 8))
+    with pytest.raises((ValueError, TypeError), match="value_range"):
+        pixel_contrastive_loss(sr, hr, 4, value_range=value_range)
+
+
 def test_loss_is_nonnegative_and_smaller_when_sr_is_closer():
     sr, hr = _pair((2, 3, 16, 16))
     far = pixel_contrastive_loss(sr, hr, reduction="none")

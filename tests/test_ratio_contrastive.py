@@ -119,6 +119,16 @@ def test_random_conv_init_bounds_and_value_range():
     torch.testing.assert_close(a[1], b[1], rtol=1e-4, atol=1e-5)
 
 
+def test_random_conv_value_range_contract_scales_like_l1():
+    gen = torch.Generator().manual_seed(4)
+    sr, hr, lr = (torch.rand(s, generator=gen, dtype=torch.float64) for s in ((2, 3, 16, 16), (2, 3, 16, 16), (2, 3, 8, 8)))
+    unit = RandomConvContrastiveLoss(seed=0).double()(sr, hr, lr=lr)
+    byte = RandomConvContrastiveLoss(seed=0, value_range=255.0).double()(sr * 255, hr * 255, lr=lr * 255)
+    torch.testing.assert_close(byte, 255 * unit, rtol=1e-6, atol=0)  # the buffers hold float32 mean / std * 255
+    functional = random_conv_contrastive_loss(sr * 255, hr * 255, upsample_negative(lr * 255, sr), value_range=255.0)
+    torch.testing.assert_close(functional.double(), byte, rtol=1e-5, atol=0)
+
+
 def test_random_conv_weights_are_buffers_not_parameters():
     loss = RandomConvContrastiveLoss(seed=0)
     assert list(loss.parameters()) == []

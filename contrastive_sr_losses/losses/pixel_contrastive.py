@@ -131,7 +131,8 @@ def _check_args(
     reduction: str,
     backend: str,
     chunk_size: int | None,
-) -> float:
+    value_range: float,
+) -> tuple[float, float]:
     check_image_pair(sr, hr)
     check_positive_int(region, "region")
     h, w = sr.shape[-2:]
@@ -145,7 +146,7 @@ def _check_args(
     check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
     if chunk_size is not None:
         check_positive_int(chunk_size, "chunk_size")
-    return temperature
+    return temperature, check_positive_float(value_range, "value_range")
 
 
 def pixel_contrastive_loss(
@@ -158,6 +159,7 @@ def pixel_contrastive_loss(
     reduction: str = "mean",
     backend: str = "auto",
     chunk_size: int | None = None,
+    value_range: float = 1.0,
 ) -> Tensor:
     r"""Local-region pixel contrastive loss (seed 000, eq 9-10), functional form.
 
@@ -174,17 +176,21 @@ def pixel_contrastive_loss(
             its block. ``'sliding'``: each anchor contrasted with its own ``region x region`` window
             centred on it (offsets -(r//2) .. r-1-r//2), clipped at the image border (outside
             pixels left out, not padded). See the module docstring for the difference.
-        temperature: T in ``exp(-d/T)``. The paper uses 1 on whatever value range it trains in; the
-            softmax sharpness depends on that range (d <= 3 for RGB in [0, 1], <= 765 in [0, 255]),
-            so for [0, 255] data ``temperature=255`` gives the [0, 1] behaviour. The paper does not
-            state its range; EDSR/RCAN-derived code trains in [0, 255], and T = 1 there equals
-            ``temperature=1/255`` on [0, 1] data (a much sharper softmax: at T = 1 on [0, 1] the
-            loss of a perfect output is still about log S minus a little, and its gradient is weak).
+        temperature: T in ``exp(-d/T)``, always meant on the [0, 1] scale (distances of the images
+            divided by ``value_range``). The paper uses T = 1 on whatever range it trains in and
+            does not state the range; EDSR/RCAN-derived code trains in [0, 255], where T = 1 is
+            ``temperature=1/255`` here, a much sharper softmax: at T = 1 on [0, 1] a perfect output
+            still scores about log S minus a little and the softmax over the block is almost uniform.
         reduction: ``'mean'`` (default): mean of l_i over every anchor of the batch, scale-free like
             an L1 loss. ``'sum'``: the paper's literal eq 10, the sum over all blocks of the batch of
             (1/S) * sum_i l_i (a partial block uses its own S); in sliding mode, which has no blocks,
             ``(1/S) * sum_i l_i`` over all anchors with S = region**2 (the mean times N*H*W/S, the
             same scale as grid mode). ``'none'``: the per-anchor map ``(N, 1, H, W)``.
+        value_range: what white is in ``sr`` and ``hr`` (1.0 for [0, 1], 255.0 for [0, 255]). The
+            loss is computed on the images divided by ``value_range`` and multiplied by it, so it
+            scales like an L1 loss: ``pixel_contrastive_loss(255 * sr, 255 * hr, value_range=255)``
+            equals ``255 * pixel_contrastive_loss(sr, hr)`` and one line (``L1 + 0.1 * loss``) is the
+            same objective in either range. (Computed exactly as T * value_range on the raw images.)
         backend: ``'auto'`` (default: ``'triton'`` for CUDA tensors when triton is importable,
             ``'torch'`` otherwise), ``'torch'`` (chunked, analytic backward, memory bounded, any
             device), ``'triton'`` (fused kernels, CUDA; CPU only in Triton's interpreter,
@@ -213,15 +219,19 @@ def pixel_contrastive_loss(
         >>> sliding.shape, sliding.dtype
         (torch.Size([]), torch.float32)
     """
-    temperature = _check_args(sr, hr, region, mode, temperature, reduction, backend, chunk_size)
+    temperature, value_range = _check_args(
+        sr, hr, region, mode, temperature, reduction, backend, chunk_size, value_range
+    )
     backend = select_pixel_contrastive_backend(backend, sr)
+    t_raw = temperature * value_range  # d(x / v) / T = d(x) / (v T): no pass over the images
     if backend == "reference" and mode == "sliding":
-        loss_map = pixel_contrastive_sliding_reference_map(sr, hr, region, temperature)
+        loss_map = pixel_contrastive_sliding_reference_map(sr, hr, region, t_raw)
     elif backend == "reference":
-        loss_map = pixel_contrastive_reference_map(sr, hr, region, temperature)
+        loss_map = pixel_contrastive_reference_map(sr, hr, region, t_raw)
     else:
-        loss_map = pixel_contrastive_fast_map(sr, hr, region, temperature, mode, backend, chunk_size)
-    return _reduce(loss_map, region, reduction, mode)
+        loss_map = pixel_contrastive_fast_map(sr, hr, region, t_raw, mode, backend, chunk_size)
+    loss = _reduce(loss_map, region, reduction, mode)
+    return loss * value_range if value_range != 1.0 else loss
 
 
 class PixelContrastiveLoss(nn.Module):
@@ -236,8 +246,9 @@ class PixelContrastiveLoss(nn.Module):
         region: side of the square regions, default 8 (S = 64, the paper's default).
         mode: ``'grid'`` (default, the paper's non-overlapping blocks) or ``'sliding'`` (a window
             centred on every anchor, clipped at the border).
-        temperature: softmax temperature T, default 1.0 (the paper's eq 9).
+        temperature: softmax temperature T on the [0, 1] scale, default 1.0 (the paper's eq 9).
         reduction: ``'mean'`` (default), ``'sum'`` (literal eq 10) or ``'none'``.
+        value_range: what white is in the inputs (1.0 or 255.0); the loss scales like L1 with it.
         backend: ``'auto'``, ``'torch'``, ``'triton'`` or ``'reference'``.
         chunk_size: work per chunk of the ``'torch'`` backend (``None``: automatic).
 
@@ -267,6 +278,7 @@ class PixelContrastiveLoss(nn.Module):
         reduction: str = "mean",
         backend: str = "auto",
         chunk_size: int | None = None,
+        value_range: float = 1.0,
     ) -> None:
         super().__init__()
         self.region = check_positive_int(region, "region")
@@ -275,6 +287,7 @@ class PixelContrastiveLoss(nn.Module):
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self.backend = check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
         self.chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+        self.value_range = check_positive_float(value_range, "value_range")
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         return pixel_contrastive_loss(
@@ -286,10 +299,12 @@ class PixelContrastiveLoss(nn.Module):
             reduction=self.reduction,
             backend=self.backend,
             chunk_size=self.chunk_size,
+            value_range=self.value_range,
         )
 
     def extra_repr(self) -> str:
         return (
             f"region={self.region}, mode={self.mode!r}, temperature={self.temperature}, "
             f"reduction={self.reduction!r}, backend={self.backend!r}"
+            + (f", value_range={self.value_range:g}" if self.value_range != 1.0 else "")
         )

@@ -39,7 +39,9 @@ class RandomConvContrastiveLoss(RatioContrastiveLoss):
             needs RGB input).
         eps: added to the negative distance (1e-7).
         in_channels: image channels (3).
-        value_range: what white is in the input (1.0 for [0, 1], 255.0 for [0, 255]).
+        value_range: what white is in the input (1.0 for [0, 1], 255.0 for [0, 255]). The ratio is
+            computed on the images divided by ``value_range`` and multiplied by it, so the term
+            scales like an L1 loss and ``L1 + lam * loss`` is the same objective in either range.
         reduction: ``'mean'`` over images (default), ``'sum'``, or ``'none'`` for ``(N,)``.
 
     Shape:
@@ -77,6 +79,11 @@ class RandomConvContrastiveLoss(RatioContrastiveLoss):
             raise ValueError(
                 f"layer_weights must have 2 entries (after the Tanh, after the second conv), got {layer_weights!r}"
             )
+        self.value_range = features.value_range  # the extractor normalises by it; the loss scales with it
+
+    def forward(self, sr: Tensor, hr: Tensor, negative: Tensor | None = None, *, lr: Tensor | None = None) -> Tensor:
+        loss = super().forward(sr, hr, negative, lr=lr)
+        return loss * self.value_range if self.value_range != 1.0 else loss
 
 
 def random_conv_contrastive_loss(
