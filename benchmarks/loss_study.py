@@ -1,0 +1,602 @@
+"""Does a loss help? Paired-seed training study of the library's losses against plain L1, on real data.
+
+    python benchmarks/loss_study.py --jobs 2                       # the default CPU study (2 cores)
+    python benchmarks/loss_study.py --report                       # tables + plot from the finished runs
+    python benchmarks/loss_study.py --preset gpu --device cuda --jobs 1   # the GPU-scale study
+
+Every objective of ``--objectives`` is trained for every seed of ``--seeds`` with
+``examples/train.py`` (its data pipeline, sampler, checkpoints and resume; no second training loop).
+For one seed, all objectives start from the same initial weights and see the same patches in the
+same order (train.py derives both from ``--seed`` alone), run the same number of iterations and the
+same learning-rate schedule (halved every quarter of the run, so the last weights are not a noisy
+constant-lr point). The final weights are scored with the library's protocol (MATLAB-bicubic LR,
+PSNR-Y / SSIM-Y with ``crop = scale``, LPIPS-squeeze when its weights are present) on Set5, Set14,
+B100, Urban100 and Manga109_subset.
+
+One JSON per (objective, seed) lands in ``benchmarks/results/<name>_runs/``, written atomically; a
+rerun skips the finished ones and resumes killed ones from their checkpoints (``--runs-dir``). The
+report gives, per objective and test set, the mean paired difference to L1 over the seeds with a
+95% t-interval, the number of seeds, and the wall time per run: ``<name>.json`` / ``.md`` / ``.png``.
+
+``random_conv_last_quarter`` follows RRLFN's last warm-start stage: it continues the L1 run of the
+same seed from its checkpoint at 3/4 of the iterations (weights, optimizer, schedule and sample
+position) with ``l1 + random_conv`` for the last quarter, so it is paired with L1 and has the same
+number of iterations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))  # srkit, train.py
+
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+TEST_SETS = ("Set5", "Set14", "B100", "Urban100", "Manga109_subset")
+TRAIN_SETS = ("T91", "BSD200")
+LPIPS_BACKBONE = Path("weights") / "squeezenet1_1-b8a52dc0.pth"
+JOB_FLAG = "--_job"
+METRICS = ("psnr", "ssim", "lpips")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One training objective: a train.py ``--loss`` spec, and optionally a loss switch late in training."""
+
+    spec: str
+    note: str
+    # continue the L1 run of the same seed from this fraction of the iterations with ``spec``
+    switch_from_l1_at: float | None = None
+
+
+def _pc(temperature: float, mode: str = "grid") -> str:
+    # weight 0.1 * T keeps the term's gradient on the scale of T = 1's: d l_i / d sr is (1/T) times a
+    # bounded softmax average of signs, so w / T = 0.1 for every temperature of the sweep
+    args = f"temperature={temperature:.6g}" + (f",mode={mode}" if mode != "grid" else "")
+    return f"l1+{0.1 * temperature:.6g}*pixel_contrastive({args})"
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "l1": Objective("l1", "plain L1, the baseline every other objective is paired with"),
+    "pc_T1": Objective(_pc(1.0), "L1 + 0.1 x pixel contrastive at T = 1 on [0, 1] images (the library's default until this study)"),
+    "pc_T0.3": Objective(_pc(0.3), "temperature sweep, weight 0.1 x T"),
+    "pc_T0.1": Objective(_pc(0.1), "temperature sweep, weight 0.1 x T"),
+    "pc_T0.03": Objective(_pc(0.03), "temperature sweep, weight 0.1 x T"),
+    "pc_T1/255": Objective(_pc(1 / 255), "the paper-literal [0, 255] reading: T = 1 and weight 0.1 on [0, 255] = T 1/255, weight 0.1/255 on [0, 1]"),
+    "pc_sliding_T1": Objective(_pc(1.0, "sliding"), "sliding-window mode at the default temperature"),
+    "high_pass": Objective("0.4*l1+0.6*high_pass(sigma=1.0)", "G-IDRN table 3: 0.4 L1 + 0.6 Gaussian high-pass L1"),
+    "random_conv_last_quarter": Objective(
+        "l1+1*random_conv", "RRLFN's last stage: L1 for 3/4 of the run, then L1 + random-conv from that checkpoint",
+        switch_from_l1_at=0.75,
+    ),
+    "pcl_small_disc": Objective(
+        "l1+1*pcl(disc_channels=(16,16,32,32,64,64,128,128))",
+        "PCL, alpha 1, with a discriminator of a quarter of the paper's channel widths (CPU cost)",
+    ),
+    "pc_T1+high_pass": Objective("l1+0.1*pixel_contrastive+1.5*high_pass(sigma=1.0)", "combination: L1 + 0.1 pixel contrastive + 1.5 high-pass (= 0.6/0.4)"),
+}
+
+# the settings a run is trained with; "cpu" fits 11 objectives x 3 seeds in about 2-3 hours on 2 cores
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "arch": "edsr_baseline", "arch_kwargs": "n_resblocks=4,n_feats=32", "scale": 4, "patch": 24,
+        "batch": 16, "lr": 5e-4, "iters": 800, "seeds": [0, 1, 2], "train": list(TRAIN_SETS),
+    },
+    "gpu": {
+        "arch": "edsr_baseline", "arch_kwargs": "", "scale": 4, "patch": 48, "batch": 16, "lr": 2e-4,
+        "iters": 60_000, "seeds": [0, 1, 2, 3, 4], "train": list(TRAIN_SETS),
+    },
+}
+
+# two-sided 95% Student t quantiles t_{0.975, df}
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 25: 2.060, 30: 2.042}
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (table; 1.96 beyond 30)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    for d in sorted(_T975, reverse=True):
+        if df >= d:
+            return _T975[d] if df <= 30 else 1.96 if df > 120 else _T975[30]
+    return _T975[1]
+
+
+def paired_interval(diffs: list[float]) -> dict[str, Any]:
+    """Mean of paired differences with a 95% t-interval (``half`` is None for a single pair)."""
+    n = len(diffs)
+    mean = statistics.fmean(diffs)
+    if n < 2:
+        return {"n": n, "mean": mean, "sd": None, "half": None, "low": None, "high": None}
+    sd = statistics.stdev(diffs)
+    half = t975(n - 1) * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "sd": sd, "half": half, "low": mean - half, "high": mean + half}
+
+
+# ------------------------------------------------------------------------------------------ jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    objective: str
+    seed: int
+
+
+def _slug(name: str) -> str:
+    return name.replace("/", "_over_")
+
+
+def result_path(results_dir: Path, job: Job) -> Path:
+    return results_dir / f"{_slug(job.objective)}__seed{job.seed}.json"
+
+
+def run_dir(runs: Path, job: Job) -> Path:
+    return runs / _slug(job.objective) / f"seed{job.seed}"
+
+
+def switch_checkpoint(runs: Path, seed: int, iteration: int) -> Path:
+    """Where the L1 run of ``seed`` keeps its checkpoint at ``iteration`` for the switching objectives."""
+    return run_dir(runs, Job("l1", seed)) / f"at_{iteration}.pt"
+
+
+def switch_iteration(settings: dict[str, Any], fraction: float) -> int:
+    return max(1, min(settings["iters"] - 1, round(settings["iters"] * fraction)))
+
+
+def switch_points(objectives: list[str], settings: dict[str, Any]) -> list[int]:
+    fracs = {OBJECTIVES[o].switch_from_l1_at for o in objectives if OBJECTIVES[o].switch_from_l1_at is not None}
+    return sorted({switch_iteration(settings, f) for f in fracs})
+
+
+def _atomic_write_json(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def train_argv(settings: dict[str, Any], job: Job, spec: str, out: Path, iters: int) -> list[str]:
+    data = Path(settings["data"])
+    lr_step = max(1, settings["iters"] // 4)
+    argv = [
+        "--arch", settings["arch"], "--scale", str(settings["scale"]), "--patch", str(settings["patch"]),
+        "--batch", str(settings["batch"]), "--lr", repr(settings["lr"]), "--lr-step", str(lr_step), "--lr-gamma", "0.5",
+        "--iters", str(iters), "--loss", spec, "--seed", str(job.seed), "--out", str(out), "--resume",
+        "--train", *(str(data / t) for t in settings["train"]),
+        "--val-every", "0", "--checkpoint-every", str(settings["checkpoint_every"]), "--log-every", str(settings["log_every"]),
+        "--workers", "0", "--threads", str(settings["threads"]), "--device", settings["device"], "--no-progress",
+        "--label", job.objective,
+    ]
+    if settings["arch_kwargs"]:
+        argv[2:2] = ["--arch-kwargs", settings["arch_kwargs"]]
+    if settings.get("lr_cache"):
+        argv += ["--lr-cache", str(settings["lr_cache"])]
+    return argv
+
+
+def _load_train_script() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_train", ROOT / "examples" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None:
+    """Turn the L1 run's checkpoint ``src`` into the start of a run with loss ``spec`` at ``dst``: the
+    same weights, optimizer, schedule, RNG and sample position; the new loss terms' state fresh."""
+    import torch
+    from srkit.losses import CompositeLoss, parse_loss_spec
+    from srkit.runtime import atomic_save, load_checkpoint
+
+    ckpt = load_checkpoint(src, "--switch")
+    criterion = CompositeLoss(spec, torch.device("cpu"))
+    ckpt["loss"] = "+".join(str(t) for t in parse_loss_spec(spec))
+    ckpt["criterion"] = criterion.state_dict()
+    ckpt["criterion_trainers"] = criterion.trainer_state()
+    ckpt["history"] = {**ckpt["history"], "label": label, "switched_from": str(src)}
+    atomic_save(ckpt, dst)
+
+
+def code_version() -> dict[str, str | None]:
+    """The git commit of this checkout, and a hash of the files that define the evaluation protocol
+    (runs scored under different protocols are not comparable: the report flags a mix)."""
+    import hashlib
+
+    files = [ROOT / "contrastive_sr_losses" / "metrics.py", ROOT / "contrastive_sr_losses" / "functional" / "color.py",
+             ROOT / "examples" / "srkit" / "evaluation.py", ROOT / "examples" / "srkit" / "data.py"]
+    digest = hashlib.sha1(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()[:12]
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"commit": commit, "protocol": digest}
+
+
+def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:
+    """Train (or resume) one (objective, seed), evaluate its final weights, write its JSON."""
+    import torch
+
+    torch.set_num_threads(settings["threads"])
+    train = _load_train_script()
+    runs = Path(settings["runs_dir"])
+    out = run_dir(runs, job)
+    objective = OBJECTIVES[job.objective]
+    iters = settings["iters"]
+    start = time.perf_counter()
+    if job.objective == "l1":
+        # L1 in legs that stop at every switch point, keeping a copy of the checkpoint there
+        for point in [p for p in settings["switch_points"] if p < iters]:
+            keep = switch_checkpoint(runs, job.seed, point)
+            if not keep.is_file():
+                train.main(train_argv(settings, job, objective.spec, out, point))
+                shutil.copyfile(out / "last.pt", keep.with_suffix(".tmp"))
+                os.replace(keep.with_suffix(".tmp"), keep)
+    elif objective.switch_from_l1_at is not None and not (out / "last.pt").is_file():
+        point = switch_iteration(settings, objective.switch_from_l1_at)
+        _hand_over(switch_checkpoint(runs, job.seed, point), out / "last.pt", objective.spec, job.objective, settings["device"])
+    train.main(train_argv(settings, job, objective.spec, out, iters))
+    train_s = time.perf_counter() - start
+    metrics, eval_s = evaluate_checkpoint(settings, out / "last.pt")
+    timing = _accumulate_time(out, train_s, eval_s)
+    result = {
+        "objective": job.objective, "spec": objective.spec, "note": objective.note, "seed": job.seed,
+        "switch_from_l1_at": objective.switch_from_l1_at, "iterations": iters,
+        "settings": {k: v for k, v in settings.items() if k not in ("runs_dir", "lr_cache")},
+        "wall_s": timing, "code": code_version(), "sets": metrics,
+    }
+    _atomic_write_json(result, result_path(Path(settings["results_dir"]), job))
+    return result
+
+
+def _accumulate_time(out: Path, train_s: float, eval_s: float) -> dict[str, float]:
+    """Wall time of this job summed over the sessions that worked on it (a resumed run adds up)."""
+    f = out / "study_time.json"
+    done = json.loads(f.read_text()) if f.is_file() else {"train": 0.0, "eval": 0.0}
+    done = {"train": done["train"] + train_s, "eval": eval_s}
+    _atomic_write_json(done, f)
+    return {**done, "total": done["train"] + done["eval"]}
+
+
+def evaluate_checkpoint(settings: dict[str, Any], ckpt_path: Path) -> tuple[dict[str, Any], float]:
+    """PSNR-Y / SSIM-Y (/ LPIPS) of a train.py checkpoint on the study's test sets, per set."""
+    import torch
+    from srkit.data import load_pairs
+    from srkit.evaluation import evaluate
+    from srkit.runtime import build_model, load_checkpoint
+
+    from contrastive_sr_losses.metrics import LPIPS
+
+    start = time.perf_counter()
+    device = torch.device(settings["device"])
+    ckpt = load_checkpoint(ckpt_path, "--checkpoint")
+    model = build_model(ckpt["arch"], ckpt["scale"], ckpt.get("arch_kwargs", {}))
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    data, scale = Path(settings["data"]), settings["scale"]
+    cache = Path(settings["lr_cache"]) if settings.get("lr_cache") else None
+    tests = {name: load_pairs([data / name], scale, "--test", cache) for name in settings["test"]}
+    backbone = data / LPIPS_BACKBONE
+    lpips_metric = LPIPS("squeeze", backbone_path=backbone).to(device) if settings["lpips"] and backbone.is_file() else None
+    table = evaluate({"model": model}, tests, scale, device, lpips_metric=lpips_metric)["model"]
+    out = {}
+    for name, res in table.items():
+        out[name] = {k: res[k] for k in METRICS if k in res}
+        out[name]["images"] = len(res["images"])
+        out[name]["psnr_per_image"] = [round(r["psnr"], 6) for r in res["images"]]
+    return out, time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+
+def plan(objectives: list[str], seeds: list[int]) -> list[Job]:
+    """Seed-major order (every objective of seed 0 first), L1 first in each seed: partial studies
+    are then complete pairs."""
+    order = ["l1"] + [o for o in objectives if o != "l1"]
+    return [Job(o, s) for s in seeds for o in order if o in objectives]
+
+
+def ready(job: Job, settings: dict[str, Any]) -> bool:
+    objective = OBJECTIVES[job.objective]
+    if objective.switch_from_l1_at is None:
+        return True
+    if (run_dir(Path(settings["runs_dir"]), job) / "last.pt").is_file():
+        return True
+    point = switch_iteration(settings, objective.switch_from_l1_at)
+    return switch_checkpoint(Path(settings["runs_dir"]), job.seed, point).is_file()
+
+
+def run_study(settings: dict[str, Any], jobs: list[Job], n_parallel: int, progress: bool) -> list[str]:
+    """Run the unfinished jobs, ``n_parallel`` processes at a time (one thread each); failures listed."""
+    from tqdm import tqdm
+
+    results_dir = Path(settings["results_dir"])
+    pending = [j for j in jobs if not result_path(results_dir, j).is_file()]
+    failures: list[str] = []
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="loss study", disable=None if progress else True)
+    running: dict[subprocess.Popen, Job] = {}
+    env = {**os.environ, "OMP_NUM_THREADS": str(settings["threads"]), "MKL_NUM_THREADS": str(settings["threads"])}
+    logs = Path(settings["runs_dir"]) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        while pending or running:
+            for job in [j for j in pending if ready(j, settings)][: max(0, n_parallel - len(running))]:
+                pending.remove(job)
+                log = open(logs / f"{_slug(job.objective)}__seed{job.seed}.log", "a")
+                cmd = [sys.executable, str(Path(__file__).resolve()), JOB_FLAG, json.dumps({"settings": settings, "job": asdict(job)})]
+                running[subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)] = job
+                log.close()
+            if not running and pending:  # nothing can start: a dependency failed
+                failures += [f"{j.objective} seed {j.seed}: waits for a failed L1 run" for j in pending]
+                break
+            time.sleep(0.5)
+            for proc in [p for p in running if p.poll() is not None]:
+                job = running.pop(proc)
+                if proc.returncode != 0:
+                    failures.append(f"{job.objective} seed {job.seed}: exit {proc.returncode} (log: {logs})")
+                bar.update(1)
+    finally:
+        for proc in running:
+            proc.terminate()
+        bar.close()
+    return failures
+
+
+def collect(results_dir: Path, objectives: list[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    for f in sorted(results_dir.glob("*__seed*.json")):
+        r = json.loads(f.read_text())
+        if r["objective"] in objectives:
+            runs.setdefault(r["objective"], {})[r["seed"]] = r
+    return runs
+
+
+def summarise(runs: dict[str, dict[int, dict[str, Any]]], objectives: list[str]) -> dict[str, Any]:
+    """Per objective and test set: mean metrics, and paired differences to L1 with 95% t-intervals."""
+    base = runs.get("l1", {})
+    summary: dict[str, Any] = {}
+    for obj in objectives:
+        if obj not in runs:
+            continue
+        seeds = sorted(runs[obj])
+        sets = list(runs[obj][seeds[0]]["sets"])
+        entry: dict[str, Any] = {
+            "spec": OBJECTIVES[obj].spec, "seeds": seeds,
+            "wall_s_per_run": statistics.fmean(runs[obj][s]["wall_s"]["total"] for s in seeds), "sets": {},
+            "protocols": sorted({runs[obj][s].get("code", {}).get("protocol") or "?" for s in seeds}),
+        }
+        for name in sets:
+            cell: dict[str, Any] = {}
+            for m in METRICS:
+                vals = [runs[obj][s]["sets"][name][m] for s in seeds if m in runs[obj][s]["sets"][name]]
+                if not vals:
+                    continue
+                cell[m] = statistics.fmean(vals)
+                paired = [s for s in seeds if s in base and m in base[s]["sets"].get(name, {}) and m in runs[obj][s]["sets"][name]]
+                if obj != "l1" and paired:
+                    diffs = [runs[obj][s]["sets"][name][m] - base[s]["sets"][name][m] for s in paired]
+                    cell[f"{m}_vs_l1"] = {**paired_interval(diffs), "seeds": paired}
+            entry["sets"][name] = cell
+        summary[obj] = entry
+    return summary
+
+
+def _fmt_diff(d: dict[str, Any] | None, digits: int) -> str:
+    if not d:
+        return "-"
+    if d["half"] is None:
+        return f"{d['mean']:+.{digits}f} (n=1)"
+    return f"{d['mean']:+.{digits}f} ± {d['half']:.{digits}f}"
+
+
+def markdown_report(summary: dict[str, Any], settings: dict[str, Any], command: str) -> str:
+    sets = list(next(iter(summary.values()))["sets"]) if summary else []
+    lines = [
+        f"Loss study: {settings['arch']} ({settings['arch_kwargs'] or 'full size'}) x{settings['scale']}, "
+        f"{settings['iters']} iterations, batch {settings['batch']}, LR patch {settings['patch']}, Adam lr "
+        f"{settings['lr']:g} halved every {max(1, settings['iters'] // 4)} iterations, trained on "
+        f"{' + '.join(settings['train'])}; final weights; PSNR-Y (dB) / SSIM-Y with crop {settings['scale']}.",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Paired difference to L1 (same seed: same initial weights, same patches), mean ± 95% t-interval "
+        "half-width over the seeds; an interval that contains 0 is within noise.",
+        "",
+        "| objective | seeds | min / run | " + " | ".join(f"{s} ΔPSNR" for s in sets) + " |",
+        "|---|---:|---:|" + "---:|" * len(sets),
+    ]
+    for obj, e in summary.items():
+        row = [f"`{obj}`", str(len(e["seeds"])), f"{e['wall_s_per_run'] / 60:.1f}"]
+        for s in sets:
+            cell = e["sets"].get(s, {})
+            row.append(f"{cell['psnr']:.3f}" if obj == "l1" and "psnr" in cell else _fmt_diff(cell.get("psnr_vs_l1"), 3))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "(The L1 row gives its mean PSNR-Y.) SSIM-Y and LPIPS differences:", "",
+              "| objective | " + " | ".join(f"{s} ΔSSIM" for s in sets) + " | " + " | ".join(f"{s} ΔLPIPS" for s in sets) + " |",
+              "|---|" + "---:|" * (2 * len(sets))]
+    for obj, e in summary.items():
+        if obj == "l1":
+            continue
+        row = [f"`{obj}`"] + [_fmt_diff(e["sets"].get(s, {}).get("ssim_vs_l1"), 4) for s in sets]
+        row += [_fmt_diff(e["sets"].get(s, {}).get("lpips_vs_l1"), 4) for s in sets]
+        lines.append("| " + " | ".join(row) + " |")
+    protocols = sorted({p for e in summary.values() for p in e.get("protocols", [])})
+    if len(protocols) > 1:
+        lines += ["", f"**Warning**: the runs were scored under {len(protocols)} versions of the evaluation code "
+                  f"({', '.join(protocols)}); re-evaluate them before comparing."]
+    lines += ["", "Objectives:", ""] + [f"- `{o}`: `{OBJECTIVES[o].spec}` — {OBJECTIVES[o].note}" for o in summary]
+    return "\n".join(lines) + "\n"
+
+
+def plot_report(summary: dict[str, Any], png: Path) -> Path | None:
+    """ΔPSNR-Y vs L1 with 95% intervals, one panel per test set."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    objs = [o for o in summary if o != "l1"]
+    if not objs:
+        return None
+    sets = list(summary[objs[0]]["sets"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets) + 2.2, 0.38 * len(objs) + 1.6), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        for i, o in enumerate(objs):
+            d = summary[o]["sets"].get(s, {}).get("psnr_vs_l1")
+            if not d:
+                continue
+            xerr = None if d["half"] is None else [[d["half"]], [d["half"]]]
+            colour = "tab:green" if d["low"] is not None and d["low"] > 0 else "tab:red" if d["high"] is not None and d["high"] < 0 else "tab:gray"
+            ax.errorbar([d["mean"]], [i], xerr=xerr, fmt="o", color=colour, capsize=3, markersize=4)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_title(s, fontsize=10)
+        ax.set_xlabel("ΔPSNR-Y vs L1 (dB)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(objs)))
+    axes[0][0].set_yticklabels([f"{o} (n={len(summary[o]['seeds'])})" for o in objs], fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("Paired difference to L1, mean and 95% t-interval over seeds (green: above 0, red: below)", fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def write_report(settings: dict[str, Any], objectives: list[str], command: str, name: str) -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    results_dir = Path(settings["results_dir"])
+    runs = collect(results_dir, objectives)
+    summary = summarise(runs, objectives)
+    report = {
+        "benchmark": "loss_study",
+        "command": command,
+        "settings": {k: v for k, v in settings.items() if k not in ("runs_dir", "lr_cache", "results_dir")},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
+                        "cpu_count": os.cpu_count()},
+        "objectives": {o: asdict(OBJECTIVES[o]) for o in objectives},
+        "summary": summary,
+        "runs": {o: {str(s): {"sets": {k: {m: v for m, v in c.items() if m != "psnr_per_image"} for k, c in r["sets"].items()},
+                              "wall_s": r["wall_s"]} for s, r in sorted(rs.items())} for o, rs in runs.items()},
+    }
+    base = results_dir.parent / name
+    _atomic_write_json(report, base.with_suffix(".json"))
+    if summary:
+        base.with_suffix(".md").write_text(markdown_report(summary, settings, command))
+        plot_report(summary, base.with_suffix(".png"))
+    print(f"report -> {base.with_suffix('.json')}" + (f", {base.with_suffix('.md').name}, {base.with_suffix('.png').name}" if summary else " (no finished runs yet)"))
+    return report
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="network / length / seeds (cpu)")
+    p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), help=f"subset of: {', '.join(OBJECTIVES)}")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (preset: cpu 0 1 2, gpu 0..4)")
+    p.add_argument("--iters", type=int, default=None, help="iterations per run (preset)")
+    p.add_argument("--arch", default=None)
+    p.add_argument("--arch-kwargs", default=None)
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), default=None)
+    p.add_argument("--patch", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with T91, BSD200 and the test sets")
+    p.add_argument("--train", nargs="+", default=None, help="training folders under --data (T91 BSD200)")
+    p.add_argument("--test", nargs="+", default=list(TEST_SETS), help="test folders under --data")
+    p.add_argument("--no-lpips", action="store_true", help="no LPIPS even when its weights are in --data")
+    p.add_argument("--jobs", type=int, default=1, help="trainings side by side, one thread each")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training (1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--name", default="loss_study", help="results: <out-dir>/<name>{.json,.md,.png} and <name>_runs/")
+    p.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where the results go (benchmarks/results)")
+    p.add_argument("--runs-dir", type=Path, default=None, help="checkpoints and logs (runs/<name>)")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--report", action="store_true", help="only write the report from the finished runs")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    unknown = [o for o in args.objectives if o not in OBJECTIVES]
+    if unknown:
+        p.error(f"--objectives: unknown {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
+    if any(OBJECTIVES[o].switch_from_l1_at is not None for o in args.objectives) and "l1" not in args.objectives:
+        p.error("--objectives: random_conv_last_quarter continues the L1 run: include l1")
+    preset = PRESETS[args.preset]
+    settings: dict[str, Any] = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in preset.items()}
+    for name in ("iters", "batch", "patch", "jobs", "threads", "checkpoint_every"):
+        value = settings.get(name, getattr(args, name))
+        if value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if settings["iters"] < 4:
+        p.error(f"--iters must be >= 4 (the learning rate halves every quarter), got {settings['iters']}")
+    if not (settings["lr"] > 0 and math.isfinite(settings["lr"])):
+        p.error(f"--lr must be a finite number > 0, got {settings['lr']}")
+    if not args.report:
+        missing = [str(args.data / d) for d in (*settings["train"], *args.test) if not (args.data / d).is_dir()]
+        if missing:
+            p.error(f"--data: missing folders {', '.join(missing)}")
+    name = args.name
+    settings.update({
+        "data": str(args.data.resolve()),
+        "test": list(args.test),
+        "lpips": not args.no_lpips,
+        "device": args.device,
+        "threads": args.threads,
+        "checkpoint_every": args.checkpoint_every,
+        "log_every": max(1, min(50, settings["iters"] // 4)),
+        "results_dir": str((args.out_dir / f"{name}_runs").resolve()),
+        "runs_dir": str((args.runs_dir or ROOT / "runs" / name).resolve()),
+    })
+    settings["lr_cache"] = str(Path(settings["runs_dir"]) / "lr_cache")
+    settings["switch_points"] = switch_points(args.objectives, settings)
+    return args, settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [JOB_FLAG]:
+        payload = json.loads(argv[1])
+        run_job(payload["settings"], Job(**payload["job"]))
+        return 0
+    args, settings = parse_args(argv)
+    command = "python benchmarks/loss_study.py " + " ".join(argv)
+    seeds = settings.pop("seeds")
+    settings["seeds"] = seeds
+    if not args.report:
+        Path(settings["results_dir"]).mkdir(parents=True, exist_ok=True)
+        from srkit.data import load_pairs
+
+        # make every LR image once, before the jobs read the cache side by side
+        data = Path(settings["data"])
+        for folder in (*settings["train"], *settings["test"]):
+            load_pairs([data / folder], settings["scale"], "--data", Path(settings["lr_cache"]))
+        jobs = plan(args.objectives, seeds)
+        failures = run_study(settings, jobs, args.jobs, progress=not args.no_progress)
+        for f in failures:
+            print(f"failed: {f}", file=sys.stderr)
+    write_report(settings, args.objectives, command, args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
