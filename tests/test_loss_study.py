@@ -1,0 +1,132 @@
+"""benchmarks/loss_study.py: paired runs, per-run JSONs, skip of finished runs, kill + resume, report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "loss_study.py"
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("loss_study", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["loss_study"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    pil = pytest.importorskip("PIL.Image")
+    root = tmp_path_factory.mktemp("study_data")
+    gen = torch.Generator().manual_seed(0)
+    for folder, sizes in (("train", [(64, 72), (80, 64)]), ("test", [(48, 40)])):
+        (root / folder).mkdir()
+        for i, (h, w) in enumerate(sizes):
+            # smooth random images (upsampled noise): something to learn at x2
+            img = torch.nn.functional.interpolate(torch.rand(1, 3, h // 8, w // 8, generator=gen), size=(h, w), mode="bicubic")
+            arr = img.clamp(0, 1)[0].permute(1, 2, 0).mul(255).round().byte().numpy()
+            pil.fromarray(arr).save(root / folder / f"img{i}.png")
+    return root
+
+
+def _argv(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--arch-kwargs", "n_resblocks=1,n_feats=8", "--scale", "2", "--patch", "8", "--batch", "2",
+        "--data", str(data), "--train", "train", "--test", "test", "--no-lpips", "--no-progress",
+        "--out-dir", str(out / "results"), "--runs-dir", str(out / "runs"), "--checkpoint-every", "2", *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp_path):
+    argv = _argv(data, tmp_path, "--iters", "8", "--seeds", "0", "1", "--jobs", "2",
+                 "--objectives", "l1", "random_conv_last_quarter")
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, env=_env(), timeout=600)
+    runs = tmp_path / "results" / "loss_study_runs"
+    files = sorted(p.name for p in runs.glob("*.json"))
+    assert files == [f"{o}__seed{s}.json" for o in ("l1", "random_conv_last_quarter") for s in (0, 1)]
+    first = {f: (runs / f).stat().st_mtime_ns for f in files}
+    l1 = json.loads((runs / "l1__seed0.json").read_text())
+    assert l1["spec"] == "l1" and l1["seed"] == 0 and l1["iterations"] == 8 and l1["code"]["protocol"]
+    assert set(l1["sets"]) == {"test"} and l1["sets"]["test"]["images"] == 1
+    # pairing: every objective of a seed starts from the same weights and patches; the switching run
+    # is L1 itself until 3/4 of the run (iteration 6), then L1 + random-conv
+    rc = torch.load(tmp_path / "runs" / "random_conv_last_quarter" / "seed0" / "last.pt", weights_only=False)
+    at6 = torch.load(tmp_path / "runs" / "l1" / "seed0" / "at_6.pt", weights_only=False)
+    assert at6["iteration"] == 6 and rc["iteration"] == 8 and rc["loss"] == "1*l1+1*random_conv"
+    assert [h["iteration"] for h in rc["history"]["train"]][:1] == [2]  # carries L1's log up to 6
+    # a rerun skips the finished runs
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, env=_env(), timeout=600)
+    assert {f: (runs / f).stat().st_mtime_ns for f in files} == first
+    report = json.loads((tmp_path / "results" / "loss_study.json").read_text())
+    cell = report["summary"]["random_conv_last_quarter"]["sets"]["test"]["psnr_vs_l1"]
+    diffs = [json.loads((runs / f"random_conv_last_quarter__seed{s}.json").read_text())["sets"]["test"]["psnr"]
+             - json.loads((runs / f"l1__seed{s}.json").read_text())["sets"]["test"]["psnr"] for s in (0, 1)]
+    assert cell["n"] == 2 and cell["mean"] == pytest.approx(sum(diffs) / 2)
+    assert cell["half"] == pytest.approx(12.706 * abs(diffs[0] - diffs[1]) / 2 ** 0.5 / 2 ** 0.5)
+    md = (tmp_path / "results" / "loss_study.md").read_text()
+    assert "| `random_conv_last_quarter` | 2 |" in md and "±" in md
+    assert (tmp_path / "results" / "loss_study.png").stat().st_size > 1000
+
+
+def test_killed_study_resumes_to_the_uninterrupted_result(data, tmp_path):
+    argv = ["--iters", "16", "--seeds", "3", "--objectives", "l1", "--jobs", "1"]
+    straight = tmp_path / "straight"
+    subprocess.run([sys.executable, str(SCRIPT), *_argv(data, straight, *argv)], check=True, env=_env(), timeout=600)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *_argv(data, killed, *argv)], env=_env(),
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "runs" / "l1" / "seed3" / "last.pt"
+    deadline = time.monotonic() + 300
+    while not ckpt.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its training process
+    proc.wait()
+    assert not (killed / "results" / "loss_study_runs" / "l1__seed3.json").exists(), "killed too late to test a resume"
+    subprocess.run([sys.executable, str(SCRIPT), *_argv(data, killed, *argv)], check=True, env=_env(), timeout=600)
+    a = json.loads((straight / "results" / "loss_study_runs" / "l1__seed3.json").read_text())
+    b = json.loads((killed / "results" / "loss_study_runs" / "l1__seed3.json").read_text())
+    assert b["sets"] == a["sets"]  # bit-identical weights -> identical scores
+    assert "resumed from" in (killed / "runs" / "l1" / "seed3" / "train.log").read_text()
+
+
+def test_interval_helpers_and_objective_specs_parse():
+    study = _study()
+    assert study.t975(1) == 12.706 and study.t975(4) == 2.776 and study.t975(200) == 1.96
+    d = study.paired_interval([0.1, 0.3])
+    assert d["mean"] == pytest.approx(0.2) and d["half"] == pytest.approx(12.706 * (0.02**0.5) / 2**0.5)
+    assert study.paired_interval([0.5])["half"] is None
+    sys.path.insert(0, str(ROOT / "examples"))
+    from srkit.losses import parse_loss_spec
+
+    for name, objective in study.OBJECTIVES.items():
+        parse_loss_spec(objective.spec)  # every spec is valid train.py grammar
+    # the temperature sweep keeps weight / temperature = 0.1
+    for name in ("pc_T1", "pc_T0.3", "pc_T0.1", "pc_T0.03", "pc_T1/255"):
+        terms = {t.name: t for t in parse_loss_spec(study.OBJECTIVES[name].spec)}
+        pc = terms["pixel_contrastive"]
+        assert pc.weight / pc.kwargs["temperature"] == pytest.approx(0.1, rel=1e-4)
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    for extra, match in ((["--objectives", "nope"], "--objectives: unknown nope"),
+                         (["--objectives", "random_conv_last_quarter"], "include l1"),
+                         (["--iters", "2"], "--iters must be >= 4"),
+                         (["--data", str(tmp_path / "none")], "--data: missing folders")):
+        res = subprocess.run([sys.executable, str(SCRIPT), *extra], capture_output=True, text=True, env=_env(), timeout=120)
+        assert res.returncode == 2 and match in res.stderr
