@@ -88,11 +88,11 @@ OBJECTIVES: dict[str, Objective] = {
     "pc_T1+high_pass": Objective("l1+0.1*pixel_contrastive+1.5*high_pass(sigma=1.0)", "combination: L1 + 0.1 pixel contrastive + 1.5 high-pass (= 0.6/0.4)"),
 }
 
-# the settings a run is trained with; "cpu" fits 11 objectives x 3 seeds in about 2-3 hours on 2 cores
+# the settings a run is trained with; "cpu" is sized for 11 objectives x 3 seeds in about 2 hours on 2 cores
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
-        "arch": "edsr_baseline", "arch_kwargs": "n_resblocks=4,n_feats=32", "scale": 4, "patch": 24,
-        "batch": 16, "lr": 5e-4, "iters": 800, "seeds": [0, 1, 2], "train": list(TRAIN_SETS),
+        "arch": "edsr_baseline", "arch_kwargs": "n_resblocks=4,n_feats=32", "scale": 4, "patch": 16,
+        "batch": 16, "lr": 5e-4, "iters": 600, "seeds": [0, 1, 2], "train": list(TRAIN_SETS),
     },
     "gpu": {
         "arch": "edsr_baseline", "arch_kwargs": "", "scale": 4, "patch": 48, "batch": 16, "lr": 2e-4,
