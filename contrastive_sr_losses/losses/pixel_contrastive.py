@@ -35,8 +35,8 @@ from torch import Tensor
 from .._validation import (
     check_choice,
     check_image_pair,
-    check_positive_float,
     check_positive_int,
+    check_temperature,
     compute_dtype,
 )
 from ..functional.regions import from_blocks, region_tiles, to_blocks, unfold_windows, window_mask, window_slab
@@ -61,9 +61,10 @@ def pixel_contrastive_reference_map(sr: Tensor, hr: Tensor, region: int = 8, tem
     """Per-anchor loss map ``(N, 1, H, W)`` computed as plainly as eq 9 (the reference path).
 
     Materialises the ``(blocks, S, S, C)`` differences of the whole batch and lets autograd
-    differentiate it: simple to read, memory-hungry. Inputs are assumed validated. Output dtype:
-    float64 if an input is float64, float32 otherwise.
+    differentiate it: simple to read, memory-hungry. Inputs are validated as by
+    :func:`pixel_contrastive_loss`. Output dtype: float64 if an input is float64, float32 otherwise.
     """
+    temperature = _check_args(sr, hr, region, "grid", temperature, "none", "reference", None)
     dtype = compute_dtype(sr, hr)
     n, _, h, w = sr.shape
     out = sr.new_zeros((n, 1, h, w), dtype=dtype)
@@ -88,9 +89,10 @@ def pixel_contrastive_sliding_reference_map(
 
     Every pixel's ``region x region`` window of HR pixels is unfolded (zero padding), a mask leaves
     out the window positions outside the image, and eq 9 is applied per anchor over its window.
-    Memory ~ S x the input (``(N, C, S, H*W)``). Inputs are assumed validated; dtypes as
-    :func:`pixel_contrastive_reference_map`.
+    Memory ~ S x the input (``(N, C, S, H*W)``). Inputs are validated as by
+    :func:`pixel_contrastive_loss`; dtypes as :func:`pixel_contrastive_reference_map`.
     """
+    temperature = _check_args(sr, hr, region, "sliding", temperature, "none", "reference", None)
     dtype = compute_dtype(sr, hr)
     n, c, h, w = sr.shape
     windows = unfold_windows(window_slab(hr.to(dtype), 0, h, region), region)  # (N, C, S, HW)
@@ -140,7 +142,7 @@ def _check_args(
             f"region must be <= the image's height and width, got region={region} for an image of {h}x{w}"
         )
     check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
-    temperature = check_positive_float(temperature, "temperature")
+    temperature = check_temperature(temperature)
     check_choice(reduction, "reduction", REDUCTIONS)
     check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
     if chunk_size is not None:
@@ -271,7 +273,7 @@ class PixelContrastiveLoss(nn.Module):
         super().__init__()
         self.region = check_positive_int(region, "region")
         self.mode = check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
-        self.temperature = check_positive_float(temperature, "temperature")
+        self.temperature = check_temperature(temperature)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self.backend = check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
         self.chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
