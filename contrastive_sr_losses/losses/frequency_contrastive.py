@@ -425,6 +425,15 @@ class FrequencyContrastiveLoss(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # the GAN-like alternation
 # ------------------------------------------------------------------------------------------------
+def _finite_everywhere(loss: Tensor) -> bool:
+    """Whether ``loss`` is finite, on every process of an initialised ``torch.distributed`` group
+    (all of them then skip the step together: a synchronised optimizer would wait for the others)."""
+    ok = torch.isfinite(loss).to(torch.float32)
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    return bool(ok.item() == 1.0)
+
+
 class PCLTrainer:
     r"""PCL's alternating training (seed 002, section 3.5) in one call per step of the user's loop.
 
@@ -529,7 +538,7 @@ class PCLTrainer:
             fake = disc(sr.detach().to(dtype))
             loss = contrastive_discriminator_loss(real, fake)
         self.last_discriminator_loss = loss.detach()
-        if not bool(torch.isfinite(self.last_discriminator_loss)):  # the one host sync of the step
+        if not _finite_everywhere(self.last_discriminator_loss):  # the one host sync of the step
             with torch.no_grad():
                 for buf, saved in zip(disc.buffers(), saved_buffers):
                     buf.copy_(saved)
