@@ -39,6 +39,7 @@ from contrastive_sr_losses.losses import (  # noqa: E402
     PixelContrastiveLoss,
     RandomConvContrastiveLoss,
     RatioContrastiveLoss,
+    contrastive_discriminator_loss,
     frequency_contrastive_loss,
     gaussian_high_pass_loss,
     pixel_contrastive_loss,
@@ -491,6 +492,12 @@ def test_11_losses_and_imresize_infer_shapes_on_meta_tensors():
     assert frequency_contrastive_loss(f, p, p, reduction="none").shape == (2,)
     assert _tiny_pcl().to("meta")(sr, sr).device.type == "meta"
     assert imresize(sr, 0.5).shape == (2, 3, 8, 8)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as flops:
+        GaussianHighPassLoss(mode="fft")(sr, sr)
+        _tiny_pcl().to("meta")(sr, sr)
+    assert flops.get_total_flops() > 0
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert frequency_contrastive_loss(f, p, p).shape == ()
 
@@ -512,6 +519,8 @@ def _call(name: str, sr, hr, lr, hyper):
         return PixelContrastiveLoss(region=2, mode="sliding", temperature=hyper)(sr, hr)
     if name == "pixel_reference_map":
         return pixel_contrastive_reference_map(sr, hr, 2, temperature=hyper)
+    if name == "pixel_sliding_reference_map":
+        return pixel_contrastive_sliding_reference_map(sr, hr, 3, temperature=hyper)
     if name == "high_pass":
         return gaussian_high_pass_loss(sr, hr, hyper, mode="fft")
     if name == "high_pass_module":
@@ -520,6 +529,18 @@ def _call(name: str, sr, hr, lr, hyper):
         return ratio_contrastive_loss(sr, hr, lr, _PHI, (0.5, 0.5), eps=hyper)
     if name == "random_conv":
         return RandomConvContrastiveLoss(eps=hyper)(sr, hr, lr=lr)
+    if name == "random_conv_functional":
+        return random_conv_contrastive_loss(sr, hr, lr, eps=hyper)
+    if name == "ratio_module":
+        return RatioContrastiveLoss(_PHI, (1.0, 0.0), eps=hyper)(sr, hr, lr)
+    if name == "discriminator":
+        return contrastive_discriminator_loss(sr, hr)
+    if name == "pcl_trainer":
+        criterion = FrequencyContrastiveLoss(_tiny_disc(), layers=(0,), num_positives=2, num_negatives=2,
+                                             temperature=hyper, blur_kernel_sizes=(3,))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the skipped step of a NaN batch
+            return PCLTrainer(criterion)(sr, hr)
     if name == "frequency":
         return FrequencyContrastiveLoss(_DISC, layers=(0,), num_positives=2, num_negatives=2, temperature=hyper,
                                         blur_kernel_sizes=(3,))(sr, hr)
@@ -529,16 +550,17 @@ def _call(name: str, sr, hr, lr, hyper):
     raise AssertionError(name)
 
 
-LOSS_NAMES = ("pixel", "pixel_sliding_module", "pixel_reference_map", "high_pass", "high_pass_module", "ratio",
-              "random_conv", "frequency", "frequency_functional")
-VALID_HYPER = {"pixel": 1.0, "pixel_sliding_module": 0.5, "pixel_reference_map": 2.0, "high_pass": 1.0,
-               "high_pass_module": 0.5, "ratio": 1e-7, "random_conv": 1e-3, "frequency": 1.0, "frequency_functional": 0.5}
+VALID_HYPER = {"pixel": 1.0, "pixel_sliding_module": 0.5, "pixel_reference_map": 2.0, "pixel_sliding_reference_map": 0.3,
+               "high_pass": 1.0, "high_pass_module": 0.5, "ratio": 1e-7, "ratio_module": 1e-6, "random_conv": 1e-3,
+               "random_conv_functional": 1e-7, "frequency": 1.0, "frequency_functional": 0.5, "pcl_trainer": 1.0,
+               "discriminator": None}
+LOSS_NAMES = tuple(VALID_HYPER)  # every public loss of contrastive_sr_losses.losses
 
 
 @st.composite
 def _case(draw):
     name = draw(st.sampled_from(LOSS_NAMES))
-    n, c = draw(st.integers(1, 2)), 3
+    n, c = (2 if name == "pcl_trainer" else draw(st.integers(1, 2))), 3  # training BatchNorm needs 2 values
     h, w = draw(st.integers(4, 12)), draw(st.integers(4, 12))
     dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**16)))
@@ -551,6 +573,8 @@ def _case(draw):
         t = sr if target == "sr" else hr
         t[draw(st.integers(0, n - 1)), draw(st.integers(0, c - 1)), draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))] = (
             math.nan if fault == "nan" else draw(st.sampled_from([math.inf, -math.inf])))
+    elif fault == "hyper" and hyper is None:
+        fault = "none"  # no hyper-parameter
     elif fault == "hyper":
         hyper = draw(st.sampled_from(_BAD_NUMBERS))
     elif fault == "dtype":
@@ -567,12 +591,12 @@ def _case(draw):
         sr, hr, lr = sr[:0], hr[:0], lr[:0]
     if name in ("ratio", "random_conv") and draw(st.booleans()) and fault == "none":
         lr = lr[..., : max(1, h // 2), : max(1, w // 2)] if name == "random_conv" else lr
-    if name == "ratio":
+    if name in ("ratio", "ratio_module", "random_conv_functional"):  # these take the negative, at sr's size
         lr = lr if lr.shape == (n, c, h, w) else torch.rand(n, c, h, w).to(dtype)
     return name, sr, hr, lr, hyper, fault
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=_case())
 def test_property_every_public_loss_gives_only_documented_outcomes(case):
     name, sr, hr, lr, hyper, fault = case
