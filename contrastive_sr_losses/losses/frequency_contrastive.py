@@ -44,7 +44,6 @@ from .._validation import (
     check_positive_float,
     check_positive_int,
     check_temperature,
-    check_value_range,
     compute_dtype,
     module_dtype,
 )
@@ -341,8 +340,6 @@ class FrequencyContrastiveLoss(nn.Module):
             raise TypeError(f"lr_negative must be a bool, got {type(lr_negative).__name__}")
         self.lr_negative = lr_negative
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
-        if value_range is not None:
-            value_range = check_value_range(value_range)
         num_blurred = self.num_negatives - int(lr_negative)
         # Samplers exist only when they make copies; their arguments are checked either way.
         sharpen = RandomSharpen(max(1, self.num_positives - 1), factor=sharpen_factor, value_range=value_range)
