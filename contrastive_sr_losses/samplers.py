@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_image, check_positive_float, check_positive_int, check_value_range, compute_dtype
+from ._validation import check_image, check_positive_int, check_value_range, compute_dtype
 from .functional.filters import gaussian_kernel1d
 
 __all__ = [
