@@ -3,11 +3,17 @@
 Each check raises a real exception (``TypeError`` for a wrong kind of value, ``ValueError`` for a
 wrong value) whose message names the argument and says what was expected and what was received.
 None of them looks at tensor *values* (no ``.min()``/``.max()``), so none forces a device sync.
+
+Hyper-parameters are checked against the ranges below: finite, and where the loss stays a usable
+number (outside them it becomes NaN, Inf or a constant 0 in float32, e.g. ``1 / temperature``
+overflows for a temperature below 3e-39, a Gaussian of sigma 1e-30 is 0 / 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 from collections.abc import Collection
 
 import torch
@@ -16,7 +22,16 @@ from torch import Tensor
 __all__ = [
     "check_image",
     "check_image_pair",
+    "check_floating",
+    "check_lr_image",
     "check_positive_float",
+    "check_temperature",
+    "check_sigma",
+    "check_value_range",
+    "check_eps",
+    "check_layer_weights",
+    "nonfinite_as_nan",
+    "autocast_disabled",
     "check_positive_int",
     "check_choice",
     "compute_dtype",
@@ -24,8 +39,27 @@ __all__ = [
 ]
 
 
-def check_image(x: object, name: str = "x") -> Tensor:
-    """Check that ``x`` is a non-empty floating ``(N, C, H, W)`` tensor; return it."""
+TEMPERATURE_RANGE = (1e-6, 1e6)  # softmax temperatures; 1/255 and 255 (the [0, 255] conventions) inside
+SIGMA_RANGE = (0.25, 1e3)  # Gaussian sigma in pixels: below 0.25 the kernel is [~0, 1, ~0] (loss ~ 0)
+VALUE_RANGE_RANGE = (1e-3, 1e6)  # the value of white: 1.0, 255.0, 65535.0 ...
+EPS_RANGE = (1e-12, 1.0)  # stabilisers added to a norm or a distance
+
+
+def check_floating(x: object, name: str) -> Tensor:
+    """Check that ``x`` is a floating-point tensor of any shape; return it."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor (float16, bfloat16, float32 or float64) with values in "
+            f"[0, 1], got {x.dtype} (convert integer images with x.float() / 255)"
+        )
+    return x
+
+
+def check_image(x: object, name: str = "x", *, channels: int | None = None) -> Tensor:
+    """Check that ``x`` is a non-empty floating ``(N, C, H, W)`` tensor (with ``C == channels`` when
+    given); return it."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.dim() != 4:
@@ -36,7 +70,28 @@ def check_image(x: object, name: str = "x") -> Tensor:
         )
     if x.numel() == 0:
         raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} must be (N, {channels}, H, W), got shape {tuple(x.shape)}")
     return x
+
+
+def check_lr_image(lr: object, sr: Tensor, name: str = "lr") -> Tensor:
+    """Check an LR input beside ``sr``: a non-empty floating ``(N, C, h, w)`` tensor with ``sr``'s N, C
+    and device and ``h <= H``, ``w <= W`` (it is upsampled to ``sr``'s size); return it."""
+    check_image(lr, name)
+    assert isinstance(lr, Tensor)
+    if lr.shape[:2] != sr.shape[:2]:
+        raise ValueError(
+            f"{name} must have the batch size and channels of sr {tuple(sr.shape[:2])}, got shape {tuple(lr.shape)}"
+        )
+    if lr.shape[-2] > sr.shape[-2] or lr.shape[-1] > sr.shape[-1]:
+        raise ValueError(
+            f"{name} must not be larger than sr (it is upsampled to sr's size), got {tuple(lr.shape)} "
+            f"for sr {tuple(sr.shape)}"
+        )
+    if lr.device != sr.device:
+        raise ValueError(f"{name} and sr must be on the same device, got {lr.device} and {sr.device}")
+    return lr
 
 
 def check_image_pair(sr: object, hr: object, names: tuple[str, str] = ("sr", "hr")) -> None:
@@ -81,13 +136,85 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     return value
 
 
-def check_positive_float(value: object, name: str) -> float:
+def check_positive_float(
+    value: object, name: str, *, minimum: float | None = None, maximum: float | None = None, why: str = ""
+) -> float:
+    """Check that ``value`` is a finite real number > 0 (and in ``[minimum, maximum]`` when given);
+    return it as a float. ``why`` is added to the out-of-range message."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a positive float, got {type(value).__name__} {value!r}")
     value = float(value)
     if not (value > 0.0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    low = minimum if minimum is not None else 0.0
+    high = maximum if maximum is not None else math.inf
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be a finite number in [{low:g}, {high:g}]{why}, got {value:g}")
     return value
+
+
+def check_temperature(value: object, name: str = "temperature") -> float:
+    """A softmax temperature: finite, in :data:`TEMPERATURE_RANGE` (``1e-6 .. 1e6``)."""
+    lo, hi = TEMPERATURE_RANGE
+    return check_positive_float(value, name, minimum=lo, maximum=hi, why=" (logits are divided by it)")
+
+
+def check_sigma(value: object, name: str = "sigma") -> float:
+    """A Gaussian standard deviation in pixels: finite, in :data:`SIGMA_RANGE` (``0.25 .. 1000``)."""
+    lo, hi = SIGMA_RANGE
+    return check_positive_float(value, name, minimum=lo, maximum=hi, why=" pixels")
+
+
+def check_value_range(value: object, name: str = "value_range") -> float:
+    """The value of white in the images (1.0 for [0, 1], 255.0 for [0, 255]): finite, in
+    :data:`VALUE_RANGE_RANGE` (``1e-3 .. 1e6``)."""
+    lo, hi = VALUE_RANGE_RANGE
+    return check_positive_float(value, name, minimum=lo, maximum=hi, why=" (1.0 for [0, 1] images, 255.0 for [0, 255])")
+
+
+def check_eps(value: object, name: str = "eps") -> float:
+    """A stabiliser added to a norm or a distance: finite, in :data:`EPS_RANGE` (``1e-12 .. 1``)."""
+    lo, hi = EPS_RANGE
+    return check_positive_float(value, name, minimum=lo, maximum=hi)
+
+
+def check_layer_weights(value: object, name: str = "layer_weights") -> tuple[float, ...]:
+    """A non-empty sequence of finite numbers >= 0, at least one of them > 0; returned as floats."""
+    try:
+        items = tuple(value) if not isinstance(value, (str, bytes)) else None  # type: ignore[arg-type]
+    except TypeError:
+        items = None
+    if items is None or any(isinstance(w, bool) or not isinstance(w, numbers.Real) for w in items):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(value).__name__} {value!r}")
+    weights = tuple(float(w) for w in items)
+    if not weights or not all(math.isfinite(w) and w >= 0.0 for w in weights) or not any(w > 0 for w in weights):
+        raise ValueError(
+            f"{name} must be a non-empty sequence of numbers >= 0, finite and not all 0, got {value!r}"
+        )
+    return weights
+
+
+def nonfinite_as_nan(*tensors: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Per image ``(N,)``: 0 where every value of every tensor is finite, NaN otherwise.
+
+    Add it to a loss whose computation would swallow an Inf (a ``tanh``, a ratio of two infinite
+    distances) so that non-finite input gives NaN as in the other losses. Arithmetic only
+    (``x - x`` is 0 or NaN, exactly), no host sync, and no gradient (its derivative is 0).
+    """
+    out = None
+    for t in tensors:
+        flag = (t.detach() - t.detach()).flatten(1).to(dtype).sum(1)
+        out = flag if out is None else out + flag
+    assert out is not None
+    return out
+
+
+def autocast_disabled(device_type: str) -> contextlib.AbstractContextManager[None]:
+    """``torch.autocast(device_type, enabled=False)``, or a no-op where autocast does not exist
+    (``meta`` tensors, used for shape inference by torch.compile and FlopCounterMode)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def check_choice(value: object, name: str, choices: Collection[str]) -> str:

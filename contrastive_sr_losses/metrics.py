@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_choice, check_image, check_image_pair, check_positive_float
+from ._validation import check_choice, check_floating, check_image, check_image_pair, check_positive_float
 from .functional.color import rgb_to_y
 from .functional.filters import gaussian_kernel1d
 
@@ -56,7 +56,16 @@ def _contributions(
     in input coordinates; the pixels ``floor(u - width / 2) + 0 .. P - 1`` contribute with weight
     ``h(u - index)``, rows normalised to sum 1, indices outside [1, in_len] mirrored (the border pixel
     repeated: ``... 2 1 | 1 2 ... n | n n-1 ...``).
+
+    They depend on the sizes only, so they are computed on the CPU and then moved to ``device``:
+    no device sync on CUDA, and ``meta`` tensors (shape inference) work.
     """
+    index, weight = _contributions_cpu(in_len, out_len, scale, antialiasing)
+    return index.to(device), weight.to(device)
+
+
+def _contributions_cpu(in_len: int, out_len: int, scale: float, antialiasing: bool) -> tuple[Tensor, Tensor]:
+    device = torch.device("cpu")
     kernel_width = 4.0
     if scale < 1.0 and antialiasing:  # widen the kernel: interpolate and low-pass at once
 
@@ -154,6 +163,7 @@ def quantize(img: Tensor) -> Tensor:
         >>> quantize(torch.tensor([-0.1, 0.5, 0.75, 1.2])) * 255
         tensor([  0., 128., 191., 255.])
     """
+    check_floating(img, "img")
     return img.clamp(0.0, 1.0).mul_(255.0).round_().div_(255.0)  # one new tensor, then in place
 
 

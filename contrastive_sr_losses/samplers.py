@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_image, check_positive_float, check_positive_int, compute_dtype
+from ._validation import check_image, check_positive_int, check_value_range, compute_dtype
 from .functional.filters import gaussian_kernel1d
 
 __all__ = [
@@ -183,7 +183,7 @@ def sharpen_copies(x: Tensor, factor: Tensor, value_range: float | None = 1.0) -
     if not isinstance(factor, Tensor) or factor.dim() != 2 or factor.shape[0] != n:
         raise ValueError(f"factor must be a (N={n}, k) tensor, got {getattr(factor, 'shape', factor)!r}")
     if value_range is not None:
-        value_range = check_positive_float(value_range, "value_range")
+        value_range = check_value_range(value_range)
     _check_border(x, 1, "the 3x3 smoothing of the sharpening")
     dtype = compute_dtype(x)
     xf = x.to(dtype)
@@ -296,7 +296,7 @@ class RandomSharpen(nn.Module):
         super().__init__()
         self.k = check_positive_int(k, "k")
         self.factor = _check_range(factor, "factor")
-        self.value_range = None if value_range is None else check_positive_float(value_range, "value_range")
+        self.value_range = None if value_range is None else check_value_range(value_range)
 
     def sample_parameters(
         self, n: int, *, generator: torch.Generator | None = None, device: torch.device | str = "cpu"

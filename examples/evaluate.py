@@ -29,8 +29,27 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from srkit.data import load_test_sets  # noqa: E402
-from srkit.evaluation import Upscaler, bicubic_upscaler, evaluate, format_table, plot_curves, write_json  # noqa: E402
-from srkit.runtime import UsageError, build_model, load_checkpoint, parse_kwargs, run_cli  # noqa: E402
+from srkit.evaluation import (  # noqa: E402
+    Upscaler,
+    bicubic_upscaler,
+    describe_dropped,
+    drop_small_images,
+    evaluate,
+    format_table,
+    plot_curves,
+    write_json,
+)
+from srkit.runtime import (  # noqa: E402
+    UsageError,
+    build_model,
+    check_number,
+    check_writable_dir,
+    check_writable_file,
+    load_checkpoint,
+    parse_device,
+    parse_kwargs,
+    run_cli,
+)
 
 from contrastive_sr_losses.archs import list_models  # noqa: E402
 from contrastive_sr_losses.metrics import LPIPS, LPIPS_NETS  # noqa: E402
@@ -60,6 +79,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give --test folders to evaluate (or --curves run folders to plot)")
     if args.weights is not None and args.arch is None:
         p.error("--weights needs --arch (the network to load them into)")
+    check_number(args.threads, "--threads")
+    parse_device(args.device)
+    # every output is checked before the evaluation, not written into a traceback after it
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot if args.curves else None)):
+        if path is not None:
+            check_writable_file(path, flag)
+    if args.save_images is not None:
+        check_writable_dir(args.save_images, "--save-images")
     return args
 
 
@@ -82,7 +109,13 @@ def load_models(args: argparse.Namespace, device: torch.device) -> tuple[dict[st
             raise UsageError(f"--checkpoint {path} is a x{ckpt['scale']} model, but the evaluation is x{scale}")
         scale = ckpt["scale"]
         model = build_model(ckpt["arch"], scale, ckpt.get("arch_kwargs", {}), f"--checkpoint {path}")
-        model.load_state_dict(ckpt["model"])
+        if not isinstance(ckpt.get("model"), dict):
+            raise UsageError(f"--checkpoint {path}: no 'model' state dict in it (a truncated or foreign checkpoint?)")
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise UsageError(f"--checkpoint {path}: its 'model' does not fit {ckpt['arch']} x{scale}: {first}") from err
         label = ckpt.get("history", {}).get("label") or path.parent.name
         while label in models:
             label += "'"
@@ -130,14 +163,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["plot"] = str(png) if png else None
     if not args.test:
         return results
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = parse_device(args.device)
     models, scale = load_models(args, device)
     if scale is None:
         raise UsageError("--scale is needed for a bicubic-only evaluation")
     if args.no_bicubic and not models:
         raise UsageError("nothing to evaluate: --no-bicubic and no --checkpoint / --arch")
     lpips_metric, lpips_note = make_lpips(args.lpips, args.lpips_backbone, device)
-    tests = load_test_sets(args.test, scale)
+    tests, dropped = drop_small_images(load_test_sets(args.test, scale), scale)
+    if dropped:
+        print(describe_dropped(dropped, scale), file=sys.stderr)
     methods: dict[str, Upscaler] = {} if args.no_bicubic else {"bicubic": bicubic_upscaler(scale)}
     methods.update(models)
     table = evaluate(

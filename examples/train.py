@@ -17,7 +17,10 @@ Images smaller than the HR patch are skipped (the log says how many).
 
 Training: Adam (0.9, 0.999, 1e-8), learning rate ``--lr`` multiplied by ``--lr-gamma`` every
 ``--lr-step`` iterations (EDSR: 1e-4 halved every 2e5), ``--batch`` is the global batch (split
-over the processes), ``--amp bf16|fp16`` on CUDA, ``--clip-grad``. Every ``--val-every`` iterations
+over the processes), ``--amp bf16|fp16`` on CUDA, ``--clip-grad``. The loss and the gradients are checked at every step:
+a NaN or Inf stops the run (``--skip-nonfinite N`` skips up to N such steps in a row instead, with no
+update, and stops at the next one), and a checkpoint is never written with non-finite weights. Every
+``--val-every`` iterations
 PSNR-Y / SSIM-Y on the ``--test`` folders; every ``--checkpoint-every`` iterations ``<out>/last.pt``
 is replaced atomically (model, optimizer, scheduler, AMP scaler, the losses' state such as PCL's
 discriminator and its optimizer, RNG states, the iteration, the validation history). ``--resume``
@@ -45,16 +48,29 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/ (for ``srkit``) also under torchrun
 
 from srkit.data import PatchDataset, StreamBatchSampler, load_pairs, load_test_sets  # noqa: E402
-from srkit.evaluation import bicubic_upscaler, evaluate, plot_curves, write_json  # noqa: E402
+from srkit.evaluation import (  # noqa: E402
+    bicubic_upscaler,
+    describe_dropped,
+    drop_small_images,
+    evaluate,
+    plot_curves,
+    write_json,
+)
 from srkit.losses import RECIPES, CompositeLoss, describe_losses, parse_loss_spec  # noqa: E402
 from srkit.runtime import (  # noqa: E402
     RunLog,
     UsageError,
     atomic_save,
     build_model,
+    check_number,
+    check_writable_dir,
     derive_seed,
+    last_logged_iteration,
     load_checkpoint,
+    nonfinite_tensors,
+    parse_device,
     parse_kwargs,
+    remove_stale_temporaries,
     rng_state,
     run_cli,
     seed_everything,
@@ -67,6 +83,7 @@ from contrastive_sr_losses.archs import list_models  # noqa: E402
 
 CHECKPOINT_FORMAT = "contrastive-sr-losses/train/1"
 BASE_DEFAULTS = {"lr": 1e-4, "lr_step": 200_000, "batch": 16, "patch": 48, "iters": 300_000, "loss": "l1"}
+SCHEDULE_FLAGS = ("lr", "lr_step", "lr_gamma")  # saved in a checkpoint's optimizer / scheduler state
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=None, help="training iterations (300000)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-4)")
     p.add_argument("--lr-step", type=int, default=None, help="multiply the lr by --lr-gamma every N iterations (200000)")
-    p.add_argument("--lr-gamma", type=float, default=0.5)
+    p.add_argument("--lr-gamma", type=float, default=None, help="(0.5)")
     p.add_argument("--clip-grad", type=float, default=0.0, help="clip the gradient norm to this (0: off)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -99,6 +116,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-max-images", type=int, default=0, help="validate on the first N images of each set (0: all)")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--log-every", type=int, default=100)
+    p.add_argument(
+        "--skip-nonfinite", type=int, default=0, metavar="N",
+        help="skip up to N steps in a row whose loss or gradient is NaN/Inf (no update) before stopping (0: stop at the first)",
+    )
     p.add_argument("--lr-cache", type=Path, default=None, help="folder that keeps the LR images between runs")
     p.add_argument("--resume", nargs="?", const="auto", default=None, help="continue from CKPT (default <out>/last.pt)")
     p.add_argument("--init-from", type=Path, default=None, help="start from another run's weights, fresh optimizer")
@@ -108,6 +129,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.list_losses:
         return args
     recipe = RECIPES[args.recipe] if args.recipe else None
+    args.given = {k for k in SCHEDULE_FLAGS if getattr(args, k) is not None}  # set on the command line
+    if args.lr_gamma is None:
+        args.lr_gamma = 0.5
     for key, base in BASE_DEFAULTS.items():  # explicit flag > recipe > base default
         if getattr(args, key) is None:
             setattr(args, key, recipe.loss if (recipe and key == "loss") else (recipe.defaults.get(key, base) if recipe else base))
@@ -122,6 +146,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--lr must be > 0")
     if args.resume and args.init_from:
         p.error("--resume continues a run; --init-from starts a new one: give only one")
+    check_number(args.lr_gamma, "--lr-gamma", strict=True)
+    check_number(args.clip_grad, "--clip-grad")
+    check_number(args.threads, "--threads")
+    check_number(args.skip_nonfinite, "--skip-nonfinite")
+    parse_device(args.device)
     if args.out is None:
         args.out = Path("runs") / f"{args.arch}_x{args.scale}"
     return args
@@ -142,6 +171,44 @@ def check_resume(ckpt: dict[str, Any], path: Path, run: dict[str, Any]) -> None:
             f"--resume {path} was trained with other settings ({diff}); use the same --arch/--scale/"
             "--arch-kwargs/--loss, or --init-from to start a new run from its weights"
         )
+
+
+def check_schedule_flags(args: argparse.Namespace, ckpt: dict[str, Any], path: Path) -> None:
+    """``--resume`` restores the optimizer and the scheduler, so a new ``--lr`` / ``--lr-step`` /
+    ``--lr-gamma`` would be printed but not used: refuse it instead of ignoring it silently."""
+    saved = ckpt.get("args", {})
+    for key in sorted(args.given):
+        if key in saved and saved[key] != getattr(args, key):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"{flag} {getattr(args, key):g}: --resume {path} continues with the saved {flag} {saved[key]:g} "
+                f"(optimizer and scheduler state); leave {flag} out, or start a new run from its weights with --init-from"
+            )
+
+
+def nonfinite_message(iteration: int, streak: int, args: argparse.Namespace, saved_at: int | None) -> str:
+    """Why the run stops after non-finite steps, and what is on disk (true in every case)."""
+    where = args.out / "last.pt"
+    kept = (
+        f"{where} holds iteration {saved_at}, the last checkpoint (all its weights finite)"
+        if saved_at is not None
+        else (f"{where} was not written by this run" if where.exists() else f"no checkpoint was written ({where} does not exist)")
+    )
+    return (
+        f"the loss or its gradient was NaN/Inf at iteration {iteration} ({streak} step(s) in a row, "
+        f"--skip-nonfinite {args.skip_nonfinite}); {kept}. Try a lower --lr, --clip-grad, or --skip-nonfinite N"
+    )
+
+
+def step_is_finite(loss: torch.Tensor, model: nn.Module, check_grads: bool, dist_info: Any) -> bool:
+    """Whether the loss (and, unless a GradScaler handles them, the gradients) is finite on every
+    process: the one host sync the check adds per step."""
+    flags = [torch.isfinite(loss.detach()).all()]
+    grads = [p.grad for p in model.parameters() if p.grad is not None] if check_grads else []
+    flags += [torch.isfinite(g).all() for g in grads]  # not a norm: it overflows for huge finite gradients
+    ok = torch.stack(flags).all().float()
+    dist_info.all_reduce_mean([ok])  # 1.0 only if every process is finite
+    return bool(ok.item() == 1.0)
 
 
 def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
@@ -166,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.threads:
         torch.set_num_threads(args.threads)
-    device_name = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device_name = str(parse_device(args.device))
     dist_info, device = setup_distributed(device_name)
     try:
         return train(args, dist_info, device)
@@ -176,7 +243,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dict[str, Any]:
     out: Path = args.out
+    if dist_info.main:
+        check_writable_dir(out, "--out")  # before any work, not as an OSError at the first checkpoint
     log = RunLog(out / "train.log", enabled=dist_info.main)
+    if dist_info.main:
+        for name in ("last.pt", "history.json"):
+            for tmp in remove_stale_temporaries(out / name):
+                log(f"removed {tmp}, left by a run killed while writing {name}")
     arch_kwargs = parse_kwargs(args.arch_kwargs, "--arch-kwargs")
     loss_spec = "+".join(str(t) for t in parse_loss_spec(args.loss))
     run = describe_run(args, arch_kwargs, loss_spec)
@@ -190,6 +263,7 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
         if args.resume != "auto" or path.is_file():
             ckpt = load_checkpoint(path, "--resume")
             check_resume(ckpt, path, run)
+            check_schedule_flags(args, ckpt, path)
         else:
             log(f"--resume: no {path} yet, starting a new run")
 
@@ -201,6 +275,9 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
     scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
     history: dict[str, Any] = {"label": args.label or out.name, "run": run, "validation": [], "train": []}
     start_iter = 0
+    saved_at: int | None = None  # the iteration <out>/last.pt holds, as far as this run knows
+    sums: dict[str, torch.Tensor] = {}  # running sums of the logged losses since the last log line
+    count = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -211,8 +288,17 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
             scaler.load_state_dict(ckpt["scaler"])
         history = ckpt["history"]
         start_iter = int(ckpt["iteration"])
+        saved_at = start_iter if path.resolve() == (out / "last.pt").resolve() else None
+        sums = {k: v.to(device) for k, v in ckpt.get("train_sums", {}).items()}
+        count = int(ckpt.get("train_count", 0))
         set_rng_state(ckpt["rng"])
-        log(f"resumed from {args.resume if args.resume != 'auto' else out / 'last.pt'} at iteration {start_iter}")
+        logged = last_logged_iteration(out / "train.log")
+        rerun = (
+            f"; iterations {start_iter + 1}..{logged} logged above by the interrupted run are re-run"
+            if logged is not None and logged > start_iter
+            else ""
+        )
+        log(f"=== resumed from {args.resume if args.resume != 'auto' else out / 'last.pt'} at iteration {start_iter}{rerun}")
     elif args.init_from is not None:
         init_from(model, args.init_from, log)
 
@@ -225,6 +311,11 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
             f"scale {args.scale}); use a smaller --patch"
         )
     tests = load_test_sets(args.test, args.scale) if (args.test and dist_info.main) else {}
+    if tests:  # now, not as an ssim_y error after the training
+        tests, dropped = drop_small_images(tests, args.scale)
+        if dropped:
+            log(describe_dropped(dropped, args.scale))
+    criterion.check_terms((1, 3, hr_patch, hr_patch), args.scale, device)
     net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if dist_info.enabled else model
 
     log(
@@ -232,7 +323,7 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
         f"{len(usable)} training images" + (f" ({len(pairs) - len(usable)} smaller than the {hr_patch}px HR patch skipped)" if len(usable) < len(pairs) else "")
         + f" | test {', '.join(f'{k} ({len(v)})' for k, v in tests.items()) or 'none'} | {device}"
         + (f" x {dist_info.world} processes" if dist_info.enabled else "")
-        + f" | iterations {start_iter}..{args.iters}, batch {args.batch}, LR patch {args.patch}, lr {args.lr:g}"
+        + f" | iterations {start_iter}..{args.iters}, batch {args.batch}, LR patch {args.patch}, lr {optimizer.param_groups[0]['lr']:g}"
     )
     sampler = StreamBatchSampler(len(usable), args.batch, args.seed, start_iter, args.iters, dist_info.rank, dist_info.world)
     loader = DataLoader(
@@ -252,6 +343,13 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
         log(f"[val {iteration}] " + "  ".join(f"{k} {v['psnr']:.3f} dB / {v['ssim']:.4f}" for k, v in res.items()))
 
     def save(iteration: int) -> None:
+        nonlocal saved_at
+        bad = nonfinite_tensors(model.state_dict())
+        if bad:  # never replace a good checkpoint with a poisoned one
+            raise UsageError(
+                f"the weights are NaN/Inf at iteration {iteration} ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); "
+                + (f"{out / 'last.pt'} keeps iteration {saved_at}" if saved_at is not None else "no checkpoint written")
+            )
         ckpt_out = {
             "format": CHECKPOINT_FORMAT,
             **run,
@@ -264,16 +362,19 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
             "criterion_trainers": criterion.trainer_state(),
             "rng": rng_state(),
             "history": history,
-            "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "train_sums": {k: v.detach().cpu() for k, v in sums.items()},  # so the next log line, and
+            "train_count": count,  # history.json, are the same after a --resume
+            "args": {k: str(v) if isinstance(v, Path) else (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
         }
         atomic_save(ckpt_out, out / "last.pt")
         write_json(history, out / "history.json")
+        saved_at = iteration
 
     from tqdm import tqdm
 
     bar = tqdm(total=args.iters, initial=start_iter, disable=not dist_info.main or args.no_progress, dynamic_ncols=True)
-    sums: dict[str, torch.Tensor] = {}
-    count, tick = 0, time.perf_counter()
+    tick = time.perf_counter()
+    streak = skipped = 0  # non-finite steps in a row / since the last log line
     model.train()
     criterion.train()
     iteration = start_iter
@@ -286,44 +387,59 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
         else:
             loss.backward()
-        if args.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        # every step (with a GradScaler, which skips steps with Inf gradients itself, the loss only)
+        finite = step_is_finite(loss, model, scaler is None, dist_info)
+        if finite:
+            streak = 0
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            if args.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+        else:  # no update: the weights stay those of the last good step
+            optimizer.zero_grad(set_to_none=True)
+            streak += 1
+            skipped += 1
+            if streak > args.skip_nonfinite:
+                raise UsageError(nonfinite_message(iteration + 1, streak, args, saved_at))
+            log(f"[{iteration + 1}/{args.iters}] loss {loss.item():g}: NaN/Inf loss or gradient, step skipped "
+                f"({streak} in a row, --skip-nonfinite {args.skip_nonfinite})")
         scheduler.step()
         iteration += 1
         bar.update(1)
-        for name, value in {"total": loss.detach(), **parts}.items():
-            sums[name] = sums.get(name, 0) + value.float()
-        count += 1
+        if finite:
+            for name, value in {"total": loss.detach(), **parts}.items():
+                sums[name] = sums.get(name, 0) + value.float()
+            count += 1
         last = iteration == args.iters
-        if iteration % args.log_every == 0 or last:
+        if (iteration % args.log_every == 0 or last) and count:
             stacked = torch.stack([sums[k] for k in sorted(sums)]) / count
             dist_info.all_reduce_mean([stacked])  # the mean over every process's share of the batch
             means = dict(zip(sorted(sums), stacked.tolist()))
             means = {"total": means.pop("total"), **means}
-            if not math.isfinite(means["total"]):
-                raise UsageError(
-                    f"the loss became {means['total']} near iteration {iteration}; {out / 'last.pt'} holds the last "
-                    "good state (try a lower --lr or --clip-grad)"
-                )
-            rate = count / (time.perf_counter() - tick)
+            rate = (count + skipped) / (time.perf_counter() - tick)
             history["train"].append({"iteration": iteration, **means, "lr": scheduler.get_last_lr()[0]})
             log(
                 f"[{iteration}/{args.iters}] " + " ".join(f"{k} {v:.5f}" for k, v in means.items())
                 + f" | lr {scheduler.get_last_lr()[0]:.3g} | {rate:.2f} it/s"
+                + (f" | {skipped} non-finite step(s) skipped" if skipped else "")
             )
             bar.set_postfix(loss=f"{means['total']:.4f}")
-            sums, count, tick = {}, 0, time.perf_counter()
+            sums, count, skipped, tick = {}, 0, 0, time.perf_counter()
+        checkpoint_now = iteration % args.checkpoint_every == 0 or last
         if dist_info.main and ((args.val_every and iteration % args.val_every == 0) or last):
-            validate(iteration)
-        if dist_info.main and (iteration % args.checkpoint_every == 0 or last):
+            try:
+                validate(iteration)
+            except BaseException:
+                save(iteration)  # a late error (a bad test image, a full disk) never costs the trained weights
+                raise
+        if dist_info.main and checkpoint_now:
             save(iteration)
         if (args.val_every and iteration % args.val_every == 0) or iteration % args.checkpoint_every == 0 or last:
             dist_info.barrier()

@@ -560,7 +560,7 @@ def test_state_dict_round_trip():
     for _ in range(3):
         pcl.discriminator_step(sr, hr)
     state = pcl.state_dict()
-    assert set(state) == {"discriminator", "optimizer", "steps"}
+    assert set(state) == {"discriminator", "optimizer", "steps", "skipped_steps"}
     other = PCLTrainer(_criterion(seed=5), lr=1e-3)
     other.load_state_dict(state)
     assert other.steps == 3

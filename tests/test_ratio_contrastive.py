@@ -232,12 +232,12 @@ def test_torch_compile_fullgraph():
         ({"layer_weights": (1.0,)}, ValueError, "layer_weights must have 2 entries"),
         ({"layer_weights": (1.0, -1.0)}, ValueError, "layer_weights must be a non-empty sequence of numbers >= 0"),
         ({"layer_weights": 3}, TypeError, "layer_weights must be a sequence of numbers"),
-        ({"eps": 0.0}, ValueError, "eps must be a number > 0"),
+        ({"eps": 0.0}, ValueError, "eps must be a finite number > 0"),
         ({"channels": 0}, ValueError, "channels must be >= 1"),
         ({"seed": 1.5}, TypeError, "seed must be an int"),
         ({"in_channels": 1}, ValueError, "normalize=True uses ImageNet RGB statistics and needs in_channels=3"),
         ({"reduction": "batchmean"}, ValueError, "reduction must be one of 'mean', 'sum', 'none'"),
-        ({"value_range": 0}, ValueError, "value_range must be a positive number"),
+        ({"value_range": 0}, ValueError, "value_range must be a finite number > 0"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, error, match):

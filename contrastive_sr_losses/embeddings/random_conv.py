@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_positive_int
+from .._validation import check_image, check_positive_int, check_value_range
 
 __all__ = ["RandomConvFeatures", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -76,8 +76,7 @@ class RandomConvFeatures(nn.Module):
             raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
         if normalize and in_channels != 3:
             raise ValueError(f"normalize=True uses ImageNet RGB statistics and needs in_channels=3, got {in_channels}")
-        if not (isinstance(value_range, (int, float)) and value_range > 0):
-            raise ValueError(f"value_range must be a positive number (1.0 or 255.0), got {value_range!r}")
+        value_range = check_value_range(value_range)
         self.in_channels, self.channels, self.seed = in_channels, channels, seed
         self.normalize, self.value_range = bool(normalize), float(value_range)
         gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -92,10 +91,7 @@ class RandomConvFeatures(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"input must be (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}"
-            )
+        check_image(x, "input", channels=self.in_channels)
         dtype = x.dtype
         if self.normalize:
             x = (x - self.mean.to(dtype)) / self.std.to(dtype)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .._validation import check_image, check_value_range
 from .random_conv import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["VGG19Features", "VGG19_LAYERS", "VGG19_IMAGENET_FILE", "CSD_LAYERS", "CSD_WEIGHTS"]
@@ -80,7 +81,7 @@ class VGG19Features(nn.Module):
         if indices != sorted(set(indices)):
             raise ValueError(f"layers must be distinct and in network order, got {layers!r}")
         self.layers, self._indices = layers, indices
-        self.normalize, self.value_range = bool(normalize), float(value_range)
+        self.normalize, self.value_range = bool(normalize), check_value_range(value_range)
         modules: list[nn.Module] = []
         in_ch = 3
         for out_ch, convs in _CONFIG:
@@ -122,8 +123,7 @@ class VGG19Features(nn.Module):
         self.load_state_dict(ours, strict=False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"input must be (N, 3, H, W), got shape {tuple(x.shape)}")
+        check_image(x, "input", channels=3)
         if self.normalize:
             x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         out: list[Tensor] = []

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 from torch import Tensor
 
-from .._validation import check_positive_int
+from .._validation import check_image, check_positive_int
 from ..functional.wavelets import DWT2
 
 __all__ = ["WaveletDiscriminator", "PCL_CHANNELS", "PCL_STRIDES", "PCL_FEATURE_LAYERS"]
@@ -127,8 +127,7 @@ class WaveletDiscriminator(nn.Module):
     def forward(
         self, x: Tensor, layers: Sequence[int] | None = None, *, return_logits: bool = True
     ) -> Tensor | tuple[Tensor, list[Tensor]] | list[Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"input must be (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
+        check_image(x, "input", channels=self.in_channels)
         if layers is None:
             if not return_logits:
                 raise ValueError("return_logits=False needs layers: the feature maps to return")

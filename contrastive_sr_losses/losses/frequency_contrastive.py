@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,10 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import (
+    autocast_disabled,
     check_choice,
+    check_eps,
     check_image_pair,
+    check_lr_image,
     check_positive_float,
     check_positive_int,
+    check_temperature,
     compute_dtype,
     module_dtype,
 )
@@ -61,6 +66,11 @@ __all__ = [
 
 REDUCTIONS = ("mean", "none")
 Features = Tensor | Sequence[Tensor]
+# Lower bound of the feature norms in the cosine (eq 9). The gradient of x / max(|x|, eps) is up to
+# 1 / eps where |x| < eps (a flat image has all-zero detail features), so eps bounds it; 1e-4 is a
+# normal float16 number (the normalisation itself runs in float32) and keeps the backward through a
+# float16 discriminator finite. Feature vectors of real images have norms far above it.
+COSINE_EPS = 1e-4
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,7 +147,11 @@ def _check_features(anchor: list[Tensor], positives: list[Tensor], negatives: li
     for l, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
         if a.dim() != 4 or not a.is_floating_point():
             raise ValueError(f"anchor[{l}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
+        if a.numel() == 0:
+            raise ValueError(f"anchor[{l}] must be non-empty (N, C, H, W >= 1), got shape {tuple(a.shape)}")
         for name, t in (("positives", p), ("negatives", n)):
+            if not t.is_floating_point():
+                raise TypeError(f"{name}[{l}] must be a floating-point feature map, got {t.dtype}")
             if t.dim() != 5 or t.shape[0] != a.shape[0] or t.shape[2:] != a.shape[1:] or t.shape[1] < 1:
                 raise ValueError(
                     f"{name}[{l}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
@@ -167,7 +181,7 @@ def frequency_contrastive_loss(
     *,
     temperature: float = 1.0,
     reduction: str = "mean",
-    eps: float = 1e-8,
+    eps: float = COSINE_EPS,
 ) -> Tensor:
     r"""PCL's contrastive loss (eqs 8-10) on precomputed feature maps.
 
@@ -179,7 +193,8 @@ def frequency_contrastive_loss(
         temperature: tau of eq 8, default 1.0 (the authors' code; the paper gives no value).
         reduction: ``'mean'`` (default): eq 10, the mean over images and layers; ``'none'``: the
             ``(N,)`` per-image losses (mean over layers).
-        eps: lower bound of the feature-vector norms in the cosine (eq 9).
+        eps: lower bound of the feature-vector norms in the cosine (eq 9), default 1e-4: it bounds
+            the gradient where a feature vector is (near) zero, e.g. for a flat image, by ``1 / eps``.
 
     Returns:
         Scalar (or ``(N,)``), float32 (float64 if the anchor is float64); computed in float32 for
@@ -201,12 +216,12 @@ def frequency_contrastive_loss(
     pos = _as_list(positives, "positives")
     neg = _as_list(negatives, "negatives")
     _check_features(anchors, pos, neg)
-    temperature = check_positive_float(temperature, "temperature")
+    temperature = check_temperature(temperature)
     check_choice(reduction, "reduction", REDUCTIONS)
-    eps = check_positive_float(eps, "eps")
+    eps = check_eps(eps)
     dtype = compute_dtype(*anchors)
     total = None
-    with torch.autocast(anchors[0].device.type, enabled=False):  # autocast would run einsum in 16 bits
+    with autocast_disabled(anchors[0].device.type):  # autocast would run einsum in 16 bits
         for a, p, n in zip(anchors, pos, neg):
             s_pos = _mean_cosine(a, p, dtype, eps) / temperature  # (N, K_P)
             s_neg = _mean_cosine(a, n, dtype, eps) / temperature  # (N, K_N)
@@ -320,7 +335,7 @@ class FrequencyContrastiveLoss(nn.Module):
         self.num_positives = check_positive_int(num_positives, "num_positives")
         self.num_negatives = check_positive_int(num_negatives, "num_negatives")
         self.layers = _check_layers(discriminator, layers)
-        self.temperature = check_positive_float(temperature, "temperature")
+        self.temperature = check_temperature(temperature)
         if not isinstance(lr_negative, bool):
             raise TypeError(f"lr_negative must be a bool, got {type(lr_negative).__name__}")
         self.lr_negative = lr_negative
@@ -365,13 +380,7 @@ class FrequencyContrastiveLoss(nn.Module):
                 "to use it as a negative, or do not pass lr"
             )
         if lr is not None:
-            if not isinstance(lr, Tensor) or lr.dim() != 4 or not lr.is_floating_point():
-                raise ValueError(f"lr must be a floating (N, C, h, w) tensor, got {getattr(lr, 'shape', type(lr).__name__)}")
-            if lr.shape[-2] > sr.shape[-2] or lr.shape[-1] > sr.shape[-1]:
-                raise ValueError(
-                    f"lr must not be larger than sr (it is upsampled to sr's size), got {tuple(lr.shape)} "
-                    f"for sr {tuple(sr.shape)}"
-                )
+            check_lr_image(lr, sr)
 
     def embed(self, x: Tensor) -> list[Tensor]:
         """Features of ``x`` at ``self.layers``, differentiable w.r.t. ``x`` only (eval mode)."""
@@ -413,6 +422,15 @@ class FrequencyContrastiveLoss(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # the GAN-like alternation
 # ------------------------------------------------------------------------------------------------
+def _finite_everywhere(loss: Tensor) -> bool:
+    """Whether ``loss`` is finite, on every process of an initialised ``torch.distributed`` group
+    (all of them then skip the step together: a synchronised optimizer would wait for the others)."""
+    ok = torch.isfinite(loss).to(torch.float32)
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
+    return bool(ok.item() == 1.0)
+
+
 class PCLTrainer:
     r"""PCL's alternating training (seed 002, section 3.5) in one call per step of the user's loop.
 
@@ -446,8 +464,14 @@ class PCLTrainer:
         grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step (float16 autocast).
 
     Attributes:
-        criterion, discriminator, optimizer, grad_scaler; ``steps`` (discriminator steps made) and
+        criterion, discriminator, optimizer, grad_scaler; ``steps`` (discriminator steps made),
+        ``skipped_steps`` (steps skipped because the eq 7 loss was NaN or Inf) and
         ``last_discriminator_loss`` (detached tensor of the last eq 7 value, None before the first).
+
+    A batch whose discriminator loss is NaN or Inf (a NaN in ``sr``, a diverging generator) does not
+    poison the discriminator: the step is skipped with a warning, and the discriminator's weights,
+    its BatchNorm statistics and the optimizer are left as they were (this costs one host sync per
+    step, as ``GradScaler.step`` does). The generator-side loss of that call is then NaN as well.
 
     Example:
         >>> from contrastive_sr_losses.embeddings import WaveletDiscriminator
@@ -487,26 +511,43 @@ class PCLTrainer:
                 self.discriminator.parameters(),
                 lr=check_positive_float(lr, "lr"),
                 betas=betas,
-                eps=check_positive_float(eps, "eps"),
+                eps=check_eps(eps),
             )
         elif not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.grad_scaler = grad_scaler
         self.steps = 0
+        self.skipped_steps = 0
         self.last_discriminator_loss: Tensor | None = None
 
     def discriminator_step(self, sr: Tensor, hr: Tensor) -> Tensor:
         """One optimizer step of the discriminator on eq 7 with ``hr`` real and ``sr.detach()`` fake.
 
-        Returns the detached loss (no ``.item()``: no device sync)."""
+        Returns the detached loss. A NaN or Inf loss skips the step (``skipped_steps``, a warning) and
+        restores the BatchNorm statistics that its forward passes updated."""
         check_image_pair(sr, hr)
         disc = self.discriminator
         dtype = module_dtype(disc, compute_dtype(sr, hr))
+        saved_buffers = [b.detach().clone() for b in disc.buffers()]  # BatchNorm statistics, small
         with torch.enable_grad(), _training_mode(disc, True):
             real = disc(hr.detach().to(dtype))
             fake = disc(sr.detach().to(dtype))
             loss = contrastive_discriminator_loss(real, fake)
+        self.last_discriminator_loss = loss.detach()
+        if not _finite_everywhere(self.last_discriminator_loss):  # the one host sync of the step
+            with torch.no_grad():
+                for buf, saved in zip(disc.buffers(), saved_buffers):
+                    buf.copy_(saved)
+            self.skipped_steps += 1
+            warnings.warn(
+                f"PCLTrainer: the discriminator loss is {self.last_discriminator_loss.item()} (NaN or Inf in "
+                f"sr or hr?): step skipped, the discriminator and its optimizer are unchanged "
+                f"({self.skipped_steps} skipped so far)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return self.last_discriminator_loss
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(sr.device.type, enabled=False):
             if self.grad_scaler is not None:
@@ -517,7 +558,6 @@ class PCLTrainer:
                 loss.backward()
                 self.optimizer.step()
         self.steps += 1
-        self.last_discriminator_loss = loss.detach()
         return self.last_discriminator_loss
 
     def __call__(
@@ -527,11 +567,12 @@ class PCLTrainer:
         return self.criterion(sr, hr, lr, generator=generator)
 
     def state_dict(self) -> dict[str, Any]:
-        """Discriminator weights and buffers, optimizer state, grad scaler state, step count."""
+        """Discriminator weights and buffers, optimizer state, grad scaler state, step counts."""
         state: dict[str, Any] = {
             "discriminator": self.discriminator.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "steps": self.steps,
+            "skipped_steps": self.skipped_steps,
         }
         if self.grad_scaler is not None:
             state["grad_scaler"] = self.grad_scaler.state_dict()
@@ -547,6 +588,7 @@ class PCLTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
         self.steps = int(state["steps"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))  # absent in states saved before it existed
         if self.grad_scaler is not None and "grad_scaler" in state:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
 

@@ -26,7 +26,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .._validation import check_choice, check_image_pair, check_positive_float, check_positive_int, compute_dtype
+from .._validation import (
+    autocast_disabled,
+    check_choice,
+    check_image_pair,
+    check_positive_int,
+    check_sigma,
+    compute_dtype,
+)
 from ..functional.filters import HIGH_PASS_MODES, gaussian_high_pass, high_pass_l1_sum
 
 __all__ = ["GaussianHighPassLoss", "gaussian_high_pass_loss", "DEFAULT_HIGH_PASS_SIGMA"]
@@ -36,7 +43,7 @@ DEFAULT_HIGH_PASS_SIGMA = 1.0
 
 
 def _check_args(sigma: object, kernel_size: object, mode: object, reduction: object) -> None:
-    check_positive_float(sigma, "sigma")
+    check_sigma(sigma)
     check_choice(mode, "mode", HIGH_PASS_MODES)
     check_choice(reduction, "reduction", REDUCTIONS)
     if kernel_size is not None:
@@ -62,7 +69,7 @@ def gaussian_high_pass_loss(
         sr: ``(N, C, H, W)`` network output.
         hr: ``(N, C, H, W)`` target, same shape and device (not differentiated unless it requires grad).
         sigma: standard deviation in pixels of the Gaussian low-pass that is removed (default 1.0, chosen
-            by experiment: the paper gives none).
+            by experiment: the paper gives none); in [0.25, 1000].
         kernel_size: taps of the spatial kernel, odd; default ``2 * ceil(3 sigma) + 1``. Reflect padding
             needs ``kernel_size // 2 < min(H, W)``.
         mode: ``'spatial'`` (separable convolution, reflect padding) or ``'fft'`` (Fourier-domain
@@ -85,7 +92,7 @@ def gaussian_high_pass_loss(
     check_image_pair(sr, hr)
     _check_args(sigma, kernel_size, mode, reduction)
     dtype = compute_dtype(sr, hr)
-    with torch.autocast(sr.device.type, enabled=False):  # filter in float32 even inside autocast
+    with autocast_disabled(sr.device.type):  # filter in float32 even inside autocast
         a, b = sr.to(dtype), hr.to(dtype)
         if mode == "spatial" and reduction != "none":
             # fused path: same function, a hand-written backward (see functional.filters._HighPassL1)

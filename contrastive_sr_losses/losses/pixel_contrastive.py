@@ -35,8 +35,9 @@ from torch import Tensor
 from .._validation import (
     check_choice,
     check_image_pair,
-    check_positive_float,
     check_positive_int,
+    check_temperature,
+    check_value_range,
     compute_dtype,
 )
 from ..functional.regions import from_blocks, region_tiles, to_blocks, unfold_windows, window_mask, window_slab
@@ -61,9 +62,10 @@ def pixel_contrastive_reference_map(sr: Tensor, hr: Tensor, region: int = 8, tem
     """Per-anchor loss map ``(N, 1, H, W)`` computed as plainly as eq 9 (the reference path).
 
     Materialises the ``(blocks, S, S, C)`` differences of the whole batch and lets autograd
-    differentiate it: simple to read, memory-hungry. Inputs are assumed validated. Output dtype:
-    float64 if an input is float64, float32 otherwise.
+    differentiate it: simple to read, memory-hungry. Inputs are validated as by
+    :func:`pixel_contrastive_loss`. Output dtype: float64 if an input is float64, float32 otherwise.
     """
+    temperature, _ = _check_args(sr, hr, region, "grid", temperature, "none", "reference", None)
     dtype = compute_dtype(sr, hr)
     n, _, h, w = sr.shape
     out = sr.new_zeros((n, 1, h, w), dtype=dtype)
@@ -88,9 +90,10 @@ def pixel_contrastive_sliding_reference_map(
 
     Every pixel's ``region x region`` window of HR pixels is unfolded (zero padding), a mask leaves
     out the window positions outside the image, and eq 9 is applied per anchor over its window.
-    Memory ~ S x the input (``(N, C, S, H*W)``). Inputs are assumed validated; dtypes as
-    :func:`pixel_contrastive_reference_map`.
+    Memory ~ S x the input (``(N, C, S, H*W)``). Inputs are validated as by
+    :func:`pixel_contrastive_loss`; dtypes as :func:`pixel_contrastive_reference_map`.
     """
+    temperature, _ = _check_args(sr, hr, region, "sliding", temperature, "none", "reference", None)
     dtype = compute_dtype(sr, hr)
     n, c, h, w = sr.shape
     windows = unfold_windows(window_slab(hr.to(dtype), 0, h, region), region)  # (N, C, S, HW)
@@ -131,7 +134,7 @@ def _check_args(
     reduction: str,
     backend: str,
     chunk_size: int | None,
-    value_range: float,
+    value_range: float = 1.0,
 ) -> tuple[float, float]:
     check_image_pair(sr, hr)
     check_positive_int(region, "region")
@@ -141,12 +144,12 @@ def _check_args(
             f"region must be <= the image's height and width, got region={region} for an image of {h}x{w}"
         )
     check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
-    temperature = check_positive_float(temperature, "temperature")
+    temperature = check_temperature(temperature)
     check_choice(reduction, "reduction", REDUCTIONS)
     check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
     if chunk_size is not None:
         check_positive_int(chunk_size, "chunk_size")
-    return temperature, check_positive_float(value_range, "value_range")
+    return temperature, check_value_range(value_range)
 
 
 def pixel_contrastive_loss(
@@ -283,11 +286,11 @@ class PixelContrastiveLoss(nn.Module):
         super().__init__()
         self.region = check_positive_int(region, "region")
         self.mode = check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
-        self.temperature = check_positive_float(temperature, "temperature")
+        self.temperature = check_temperature(temperature)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
         self.backend = check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
         self.chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
-        self.value_range = check_positive_float(value_range, "value_range")
+        self.value_range = check_value_range(value_range)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         return pixel_contrastive_loss(

@@ -25,7 +25,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_choice, check_image_pair, compute_dtype, module_dtype
+from .._validation import (
+    check_choice,
+    check_eps,
+    check_image_pair,
+    check_layer_weights,
+    check_lr_image,
+    compute_dtype,
+    module_dtype,
+    nonfinite_as_nan,
+)
 
 __all__ = ["RatioContrastiveLoss", "ratio_contrastive_loss", "upsample_negative"]
 
@@ -33,37 +42,14 @@ REDUCTIONS = ("mean", "sum", "none")
 FeatureExtractor = Callable[[Tensor], Sequence[Tensor]]
 
 
-def _check_weights(layer_weights: object) -> tuple[float, ...]:
-    try:
-        weights = tuple(float(w) for w in layer_weights)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise TypeError(f"layer_weights must be a sequence of numbers, got {layer_weights!r}") from None
-    if not weights or any(not (w >= 0.0) for w in weights):
-        raise ValueError(f"layer_weights must be a non-empty sequence of numbers >= 0, got {layer_weights!r}")
-    return weights
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"eps must be a number > 0 (it keeps the ratio finite when sr == negative), got {eps!r}")
-    return float(eps)
-
-
 def upsample_negative(lr: Tensor, like: Tensor) -> Tensor:
     """The RLFN negative: ``lr`` bicubic-upsampled (``F.interpolate``, align_corners=False) to ``like``'s size.
 
     Args:
-        lr: ``(N, C, h, w)`` low-resolution input of the network.
+        lr: ``(N, C, h, w)`` low-resolution input of the network, floating, not larger than ``like``.
         like: ``(N, C, H, W)`` tensor whose size, dtype and device the result takes.
     """
-    if not isinstance(lr, Tensor) or lr.dim() != 4:
-        raise ValueError(f"lr must be a 4-D tensor (N, C, h, w), got {getattr(lr, 'shape', type(lr).__name__)}")
-    if lr.shape[:2] != like.shape[:2]:
-        raise ValueError(
-            f"lr must have the batch size and channels of sr {tuple(like.shape[:2])}, got shape {tuple(lr.shape)}"
-        )
-    if lr.device != like.device:
-        raise ValueError(f"lr and sr must be on the same device, got {lr.device} and {like.device}")
+    check_lr_image(lr, like)
     return F.interpolate(lr.to(like.dtype), size=like.shape[-2:], mode="bicubic", align_corners=False)
 
 
@@ -90,6 +76,7 @@ def ratio_contrastive_loss(
 
     Returns:
         A scalar, or ``(N,)`` with ``reduction='none'``. ``hr`` and ``negative`` get no gradient.
+        NaN for an image with a NaN or an Inf in ``sr``, ``hr`` or ``negative``.
 
     Example:
         >>> from contrastive_sr_losses.embeddings.random_conv import RandomConvFeatures
@@ -100,8 +87,8 @@ def ratio_contrastive_loss(
     """
     check_image_pair(sr, hr)
     check_image_pair(sr, negative, ("sr", "negative"))
-    weights = _check_weights(layer_weights)
-    eps = _check_eps(eps)
+    weights = check_layer_weights(layer_weights)
+    eps = check_eps(eps)
     check_choice(reduction, "reduction", REDUCTIONS)
     if not callable(feature_extractor):
         raise TypeError(f"feature_extractor must be callable (an nn.Module), got {type(feature_extractor).__name__}")
@@ -123,6 +110,9 @@ def ratio_contrastive_loss(
         d_pos = (a - p).abs().flatten(1).mean(1)  # (N,)
         d_neg = (a - n).abs().flatten(1).mean(1)
         loss = loss + w * d_pos / (d_neg + eps)
+    # An Inf in an input can vanish in the features (a Tanh) or in Inf / Inf: make it NaN, as the
+    # other losses do, without a host sync.
+    loss = loss + nonfinite_as_nan(sr, hr, negative, dtype=out_dtype)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
@@ -167,8 +157,8 @@ class RatioContrastiveLoss(nn.Module):
         if not isinstance(feature_extractor, nn.Module):
             raise TypeError(f"feature_extractor must be an nn.Module, got {type(feature_extractor).__name__}")
         self.feature_extractor = feature_extractor.requires_grad_(False).eval()
-        self.layer_weights = _check_weights(layer_weights)
-        self.eps = _check_eps(eps)
+        self.layer_weights = check_layer_weights(layer_weights)
+        self.eps = check_eps(eps)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
 
     def train(self, mode: bool = True) -> "RatioContrastiveLoss":

@@ -53,11 +53,34 @@ def list_images(folder: str | Path, flag: str) -> list[Path]:
     return files
 
 
+def _to_rgb8(im: Image.Image, path: Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8 of any Pillow mode, scaled to 8 bits (never clipped).
+
+    16-bit grayscale (``I;16*``, and ``I`` with values in [0, 65535], as 16-bit PNGs open) is scaled
+    by 255 / 65535 and rounded; 16-bit RGB(A) PNGs are opened by Pillow as 8-bit RGB(A) (the high
+    byte of each sample). Modes without a known white (32-bit float ``F``, 32-bit integers beyond
+    16 bits) are refused: their [0, 1] scaling would be a guess.
+    """
+    if im.mode.startswith("I"):
+        values = np.asarray(im).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise UsageError(
+                f"image {path}: {im.mode} pixels beyond 16 bits ({values.min()}..{values.max()}) have no known "
+                "white level; save it as an 8- or 16-bit PNG"
+            )
+        gray = np.rint(values * (255.0 / 65535.0)).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if im.mode == "F":
+        raise UsageError(f"image {path}: 32-bit float (mode F) has no known white level; save it as an 8- or 16-bit PNG")
+    return np.asarray(im.convert("RGB"))
+
+
 def read_rgb(path: Path) -> Tensor:
-    """``(3, H, W)`` uint8 RGB; grayscale, palette and RGBA images are converted to RGB."""
+    """``(3, H, W)`` uint8 RGB; grayscale, palette, RGBA and 16-bit images are converted to 8-bit RGB
+    (16-bit values scaled, see :func:`_to_rgb8`)."""
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = _to_rgb8(im, path)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UsageError(f"cannot read image {path}: {err}") from err
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()

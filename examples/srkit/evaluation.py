@@ -9,6 +9,7 @@ upscaled with the same MATLAB bicubic (the papers' Bicubic rows).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from contrastive_sr_losses.metrics import ReferenceY, imresize, quantize
+from contrastive_sr_losses.metrics import SSIM_WINDOW, ReferenceY, imresize, quantize
 
 from .data import Pair, to_float, write_rgb
 
@@ -27,6 +28,41 @@ Upscaler = Callable[[Tensor], Tensor]  # (1, 3, h, w) float LR on the device -> 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
     return lambda lr: imresize(lr, scale)
+
+
+def min_test_size(scale: int) -> int:
+    """The smallest HR side the protocol can score: SSIM's 11x11 window after cropping ``scale``
+    pixels at each border."""
+    return SSIM_WINDOW + 2 * scale
+
+
+def drop_small_images(
+    test_sets: Mapping[str, Sequence[Pair]], scale: int, flag: str = "--test"
+) -> tuple[dict[str, list[Pair]], list[str]]:
+    """The test sets without the images too small for SSIM-Y (checked before any work, so that an
+    evaluation never fails at its end), and the names of those left out. A set left empty is a
+    one-line :class:`UsageError`."""
+    from .runtime import UsageError
+
+    size = min_test_size(scale)
+    kept: dict[str, list[Pair]] = {}
+    dropped: list[str] = []
+    for name, pairs in test_sets.items():
+        kept[name] = [p for p in pairs if min(p.hr.shape[-2:]) >= size]
+        dropped += [f"{p.name} ({p.hr.shape[-2]}x{p.hr.shape[-1]})" for p in pairs if min(p.hr.shape[-2:]) < size]
+        if not kept[name]:
+            raise UsageError(
+                f"{flag} {name}: every image is smaller than {size}x{size} pixels, the least SSIM-Y can score "
+                f"at x{scale} (an 11x11 window after cropping {scale} pixels at each border)"
+            )
+    return kept, dropped
+
+
+def describe_dropped(dropped: Sequence[str], scale: int) -> str:
+    """One line naming the test images :func:`drop_small_images` left out."""
+    shown = ", ".join(dropped[:5]) + (f" and {len(dropped) - 5} more" if len(dropped) > 5 else "")
+    size = min_test_size(scale)
+    return f"test: {len(dropped)} image(s) smaller than {size}x{size} (SSIM-Y at x{scale}) left out: {shown}"
 
 
 @torch.no_grad()
@@ -138,11 +174,23 @@ def format_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], markdow
     return "\n".join([fmt(header), *(fmt(r) for r in rows)])
 
 
+def json_safe(obj: object) -> object:
+    """``obj`` with every non-finite float (a PSNR of inf for identical images, a NaN) as None,
+    since JSON has no Infinity / NaN (``json.dumps`` would write them, and strict readers refuse)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(obj: object, path: Path) -> None:
-    """Write JSON atomically (temporary file + rename)."""
+    """Write JSON atomically (temporary file + rename); non-finite numbers are written as null."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.write_text(json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False))
     tmp.replace(path)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ class Term:
         return f"{self.weight:g}*{self.name}" + (f"({args})" if args else "")
 
 
-_TERM = re.compile(r"^(?:(?P<w>[0-9.]+(?:e-?[0-9]+)?)\*)?(?P<name>[a-z_][a-z0-9_]*)(?:\((?P<args>.*)\))?$", re.I)
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?"  # 2, 0.1, .5, 1e-3 (not 1.2.3)
+_TERM = re.compile(rf"^(?:(?P<w>{_NUMBER})\*)?(?P<name>[a-z_][a-z0-9_]*)(?:\((?P<args>.*)\))?$", re.I)
 
 
 def parse_loss_spec(spec: str) -> list[Term]:
@@ -160,6 +162,8 @@ def parse_loss_spec(spec: str) -> list[Term]:
         if name not in LOSSES:
             raise UsageError(f"--loss: unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
         weight = float(match["w"]) if match["w"] else 1.0
+        if not (math.isfinite(weight) and weight > 0):
+            raise UsageError(f"--loss: the weight of {raw!r} must be a finite number > 0, got {weight:g}")
         kwargs = parse_kwargs(match["args"] or "", f"--loss {name}(...)")
         terms.append(Term(weight, name, kwargs))
     names = [t.name for t in terms]
@@ -251,7 +255,9 @@ class CompositeLoss(nn.Module):
         self.terms_spec = parse_loss_spec(spec)
         self.spec = "+".join(str(t) for t in self.terms_spec)
         kwargs = {t.name: dict(t.kwargs) for t in self.terms_spec}
-        d_lr = float(kwargs.get("pcl", {}).pop("d_lr", 1e-4))  # type: ignore[arg-type]
+        d_lr = kwargs.get("pcl", {}).pop("d_lr", 1e-4)
+        if isinstance(d_lr, bool) or not isinstance(d_lr, (int, float)) or not (math.isfinite(d_lr) and d_lr > 0):
+            raise UsageError(f"--loss pcl(d_lr=...): the discriminator's learning rate must be a finite number > 0, got {d_lr!r}")
         terms = [Term(t.weight, t.name, kwargs[t.name]) for t in self.terms_spec]
         self.losses = nn.ModuleDict({t.name: build_term(t) for t in terms}).to(device)
         self.weights = {t.name: t.weight for t in terms}
@@ -276,6 +282,37 @@ class CompositeLoss(nn.Module):
                 values[name] = loss(sr, hr, lr=lr) if LOSSES[name].needs_lr else loss(sr, hr)
         total = sum(self.weights[name] * value.float() for name, value in values.items())
         return total, {name: value.detach() for name, value in values.items()}  # type: ignore[return-value]
+
+    @torch.no_grad()
+    @torch.no_grad()
+    def check_terms(self, hr_shape: tuple[int, int, int, int], scale: int, device: torch.device) -> None:
+        """Run every term once on random data of the training shape (eval mode: no discriminator
+        step, no state changed), so a bad argument (``region`` larger than the patch, a kernel wider
+        than the image, ``reduction=bad``) is a one-line :class:`UsageError` before training, not a
+        traceback at the first step. The RNG states are restored afterwards."""
+        gen = torch.Generator().manual_seed(0)
+        n, c, h, w = hr_shape
+        hr = torch.rand(hr_shape, generator=gen).to(device)
+        sr = torch.rand(hr_shape, generator=gen).to(device)
+        lr = torch.rand((n, c, h // scale, w // scale), generator=gen).to(device)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                for term in self.terms_spec:
+                    loss = self.losses[term.name]
+                    try:
+                        if term.name == "pcl":
+                            loss(sr, hr, lr if loss.lr_negative else None)
+                        elif LOSSES[term.name].needs_lr:
+                            loss(sr, hr, lr=lr)
+                        else:
+                            loss(sr, hr)
+                    except (TypeError, ValueError, RuntimeError) as err:
+                        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                        raise UsageError(f"--loss {term}: {first} (on a {h}x{w} HR training patch)") from err
+        finally:
+            self.train(was_training)
 
     def trainer_state(self) -> dict[str, Any]:
         """What the loss terms train besides the SR network (PCL: discriminator, its optimizer)."""

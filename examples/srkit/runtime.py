@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -141,6 +143,114 @@ def atomic_save(obj: object, path: Path) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries :func:`atomic_save` left for ``path`` when its process was killed
+    mid-write (``.<name>.tmp<pid>`` of a process that no longer runs); return what was removed."""
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp*"):
+        pid = tmp.name[len(f".{path.name}.tmp") :]
+        if pid.isdigit() and (int(pid) == os.getpid() or _process_alive(int(pid))):
+            continue  # being written right now by a live process
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def nonfinite_tensors(state: dict[str, Any]) -> list[str]:
+    """Names of the floating tensors of a state dict that hold a NaN or an Inf (one host sync)."""
+    names = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if not names:
+        return []
+    flags = torch.stack([torch.isfinite(state[k]).all() for k in names]).cpu().tolist()
+    return [k for k, ok in zip(names, flags) if not ok]
+
+
+def check_writable_dir(path: Path, flag: str) -> Path:
+    """Create ``path`` (and its parents) and check that a file can be written in it, before any long
+    work starts; a one-line :class:`UsageError` otherwise."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{flag} {path}: exists and is not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot write there ({err.strerror or err})") from err
+    return path
+
+
+def check_writable_file(path: Path, flag: str) -> Path:
+    """Check, before the work, that ``path`` can be written later (its folder is writable and it is
+    not a folder)."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder, expected a file name")
+    try:
+        check_writable_dir(path.parent, flag)
+    except UsageError as err:
+        reason = str(err).split(": ", 1)[1]
+        raise UsageError(f"{flag} {path}: cannot write there ({path.parent}: {reason})") from err
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: the file is not writable")
+    return path
+
+
+def parse_device(text: str, flag: str = "--device") -> torch.device:
+    """``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"{flag} {text!r}: expected auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{flag} {text}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"{flag} {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{flag} {text}: MPS is not available on this machine (use --device cpu)")
+    return device
+
+
+def check_number(value: float, flag: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+    """A finite command-line number ``>= minimum`` (``> minimum`` with ``strict``), else a UsageError."""
+    ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        raise UsageError(f"{flag} must be a finite number {'>' if strict else '>='} {minimum:g}, got {value:g}")
+    return value
+
+
+_LOGGED_ITERATION = re.compile(r"\[(\d+)/\d+\]")
+
+
+def last_logged_iteration(log_path: Path) -> int | None:
+    """The highest ``[iteration/total]`` of the last training line of a ``train.log``, if any."""
+    if not log_path.is_file():
+        return None
+    last = None
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            match = _LOGGED_ITERATION.search(line)
+            if match:
+                last = int(match[1])
+    return last
 
 
 def load_checkpoint(path: Path, flag: str) -> dict[str, Any]:
