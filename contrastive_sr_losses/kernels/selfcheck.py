@@ -51,6 +51,7 @@ __all__ = [
     "SelfCheckVerdict",
     "TritonSelfCheckWarning",
     "clear_triton_selfcheck",
+    "mismatch",
     "pixel_contrastive_auto_map",
     "run_triton_selfcheck",
     "selfcheck_enabled",
@@ -173,8 +174,15 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def _difference(name: str, got: Tensor, expected: Tensor) -> str | None:
-    """Why ``got`` is not ``expected`` within :data:`SELFCHECK_TOLERANCES`, or None."""
+def mismatch(name: str, got: Tensor, expected: Tensor, against: str = "the torch backend") -> str | None:
+    """Why ``got`` is not ``expected`` within :data:`SELFCHECK_TOLERANCES` (by ``expected``'s dtype), or None.
+
+    Example:
+        >>> print(mismatch("loss", torch.ones(3), torch.ones(3)))
+        None
+        >>> mismatch("loss", torch.tensor([1.0, 1.1]), torch.ones(2))
+        'loss differs from the torch backend by up to 0.1 (largest value 1) in 1 of 2 elements'
+    """
     if got.shape != expected.shape or got.dtype != expected.dtype:
         return f"{name} is {got.dtype} {tuple(got.shape)}, expected {expected.dtype} {tuple(expected.shape)}"
     rtol, atol = SELFCHECK_TOLERANCES[expected.dtype]
@@ -186,7 +194,7 @@ def _difference(name: str, got: Tensor, expected: Tensor) -> str | None:
         return None
     worst = float(error[bad].nan_to_num(float("inf")).max())
     return (
-        f"{name} differs from the torch backend by up to {worst:.3g} (largest value {scale:.3g}) in "
+        f"{name} differs from {against} by up to {worst:.3g} (largest value {scale:.3g}) in "
         f"{int(bad.sum())} of {bad.numel()} elements"
     )
 
@@ -224,7 +232,7 @@ def run_triton_selfcheck(sr: Tensor, hr: Tensor, region: int, temperature: float
         grads = tk.pixel_contrastive_triton_backward(grad, a, b, lse, region, temperature, sliding, True, True)
         got = {"loss": loss, "grad sr": grads[0], "grad hr": grads[1]}
         for name, value in expected.items():
-            why = _difference(name, got[name], value)
+            why = mismatch(name, got[name], value)
             if why is not None:
                 return SelfCheckVerdict(False, why)
     except Exception as error:  # compilation, resources, launch, driver: all mean "do not use it here"
