@@ -17,7 +17,8 @@ Images smaller than the HR patch are skipped (the log says how many).
 
 Training: Adam (0.9, 0.999, 1e-8), learning rate ``--lr`` multiplied by ``--lr-gamma`` every
 ``--lr-step`` iterations (EDSR: 1e-4 halved every 2e5), ``--batch`` is the global batch (split
-over the processes), ``--amp bf16|fp16`` on CUDA, ``--clip-grad``. Every ``--val-every`` iterations
+over the processes), ``--amp bf16|fp16`` on CUDA (checked against float32 on the first batch:
+``srkit/amp.py``), ``--clip-grad``. Every ``--val-every`` iterations
 PSNR-Y / SSIM-Y on the ``--test`` folders; every ``--checkpoint-every`` iterations ``<out>/last.pt``
 is replaced atomically (model, optimizer, scheduler, AMP scaler, the losses' state such as PCL's
 discriminator and its optimizer, RNG states, the iteration, the validation history). ``--resume``
@@ -44,6 +45,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/ (for ``srkit``) also under torchrun
 
+from srkit.amp import check_amp_first_step  # noqa: E402
 from srkit.data import PatchDataset, StreamBatchSampler, load_pairs, load_test_sets  # noqa: E402
 from srkit.evaluation import bicubic_upscaler, evaluate, plot_curves, write_json  # noqa: E402
 from srkit.losses import RECIPES, CompositeLoss, describe_losses, parse_loss_spec  # noqa: E402
@@ -280,6 +282,8 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
     for lr_img, hr_img in loader:
         seed_everything(derive_seed(args.seed, "step", iteration, dist_info.rank))  # losses' random draws
         lr_img, hr_img = lr_img.to(device, non_blocking=True), hr_img.to(device, non_blocking=True)
+        if amp_dtype is not None and iteration == start_iter:  # stop before an AMP path trains wrong
+            log(check_amp_first_step(model, criterion, lr_img, hr_img, amp_dtype))
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             sr = net(lr_img)
             loss, parts = criterion(sr, hr_img, lr_img)
