@@ -94,7 +94,7 @@ TARGET_REGION = 8
 # ----------------------------------------------------------------------------------------------
 # environment and output
 # ----------------------------------------------------------------------------------------------
-def _environment(device: torch.device) -> dict[str, Any]:
+def _environment(device: torch.device, argv: Sequence[str]) -> dict[str, Any]:
     env: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -102,7 +102,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "triton": None,
         "triton_interpreted": kernels.TRITON_INTERPRETED,
-        "command": " ".join(["python -m contrastive_sr_losses.check", *sys.argv[1:]]),
+        "command": " ".join(["python -m contrastive_sr_losses.check", *argv]),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     if kernels.TRITON_AVAILABLE:
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None, quiet: bool = False) -> int:
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
     clock = _Clock(args.time_limit)
-    env = _environment(device)
+    env = _environment(device, argv)
     say(f"check    {env['device']} | torch {env['torch']} | CUDA {env['cuda']} | triton {env['triton']}"
         + (" (interpreted)" if env["triton_interpreted"] else ""))  # fmt: skip
     out = args.out

@@ -185,8 +185,9 @@ def pixel_contrastive_loss(
             (1/S) * sum_i l_i (a partial block uses its own S); in sliding mode, which has no blocks,
             ``(1/S) * sum_i l_i`` over all anchors with S = region**2 (the mean times N*H*W/S, the
             same scale as grid mode). ``'none'``: the per-anchor map ``(N, 1, H, W)``.
-        backend: ``'auto'`` (default: ``'triton'`` for CUDA tensors when triton is importable,
-            ``'torch'`` otherwise), ``'torch'`` (chunked, analytic backward, memory bounded, any
+        backend: ``'auto'`` (default: ``'triton'`` for CUDA tensors when triton is importable
+            and its kernels pass a self-check on first use per configuration, see
+            :mod:`contrastive_sr_losses.kernels.selfcheck`; ``'torch'`` otherwise), ``'torch'`` (chunked, analytic backward, memory bounded, any
             device), ``'triton'`` (fused kernels, CUDA; CPU only in Triton's interpreter,
             ``TRITON_INTERPRET=1``) or ``'reference'`` (the equation as written; memory ~ S x C x
             the input).
