@@ -32,6 +32,7 @@ def test_cpu_run_checks_the_kernels_and_refuses_the_gpu_parts(tmp_path, capsys):
     assert lines[-2] == "verdict  NOT VERIFIED: no CUDA device; the parts that run on the CPU passed"
     report = json.loads(out.read_text())
     assert report["exit_status"] == check.EXIT_NO_GPU and report["triton_interpreted"]
+    assert report["command"] == f"python -m contrastive_sr_losses.check --quick --out {out}"
     assert report["parts"]["kernels"]["status"] == "pass"
     assert {(c["dtype"], c["mode"]) for c in report["parts"]["kernels"]["cases"]} == {
         (d, m) for d in ("float32", "bfloat16", "float16") for m in ("grid", "sliding")
