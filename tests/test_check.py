@@ -115,3 +115,73 @@ def test_targets_missed_failed_or_missing_are_not_met():
     assert got[("grid time vs L1", "float32")] == (False, None)  # its L1 case failed
     assert got[("grid time vs L1", "bfloat16")] == (False, None)  # no Triton case at all
     assert got[("EDSR step time vs L1 step", "float32")][0] is True
+
+
+# ------------------------------------------------------------------------------------------------
+# the GPU-only drivers, on the CPU: a stand-in test folder and benchmark script
+# ------------------------------------------------------------------------------------------------
+def _lines():
+    said = []
+    return said, said.append
+
+
+def test_tests_part_reports_each_pytest_run_and_its_failures(tmp_path, monkeypatch):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    gpu: needs CUDA\n")
+    (tmp_path / "tests" / "test_gpu.py").write_text(
+        "import pytest\n\n@pytest.mark.gpu\ndef test_ok():\n    pass\n\n@pytest.mark.gpu\ndef test_broken():\n    assert 0\n"
+    )
+    (tmp_path / "tests" / "test_pixel_contrastive_triton.py").write_text("def test_kernels():\n    pass\n")
+    monkeypatch.setattr(check, "ROOT", tmp_path)
+    said, say = _lines()
+    result = check.run_tests(check._Clock(120), say)
+    assert result["status"] == "fail"
+    first, second = result["runs"]
+    assert not first["ok"] and first["summary"].startswith("1 failed, 1 passed")
+    assert first["failures"] == ["FAILED tests/test_gpu.py::test_broken - assert 0"]
+    assert second["ok"] and second["summary"].startswith("1 passed")
+    assert said[0].startswith("tests    pytest -m gpu tests: 1 failed, 1 passed")
+    assert said[1] == "         FAILED tests/test_gpu.py::test_broken - assert 0"
+
+
+_FAKE_BENCH = r"""
+import json, sys
+out = sys.argv[sys.argv.index("--out") + 1]
+base = dict(part="loss", size=192, dtype="float32", input_mib=10.0)
+rows = [dict(base, method="l1", mode=None, region=None, median_ms=1.0, peak_extra_mib=5.0),
+        dict(base, method="triton", mode="grid", region=8, median_ms=1.5, peak_extra_mib=6.0),
+        dict(base, method="triton", mode="sliding", region=8, median_ms=%s, peak_extra_mib=6.0),
+        dict(part="train", dtype="float32", method="l1", mode=None, region=None, median_ms=100.0),
+        dict(part="train", dtype="float32", method="l1+contrastive", mode="grid", region=8, median_ms=101.0)]
+json.dump({"results": rows}, open(out, "w"))
+print("the tables")
+"""
+
+
+@pytest.mark.parametrize("sliding_ms,status", [("3.0", "pass"), ("4.5", "fail")])
+def test_bench_part_reads_the_benchmark_json_and_checks_the_targets(tmp_path, monkeypatch, sliding_ms, status):
+    script = tmp_path / "bench.py"
+    script.write_text(_FAKE_BENCH % sliding_ms)
+    monkeypatch.setattr(check, "BENCH_SCRIPT", script)
+    said, say = _lines()
+    result = check.run_bench(tmp_path / "check_bench.json", False, check._Clock(60), say)
+    assert result["status"] == status and len(result["targets"]) == 5
+    missed = [line for line in said if line.endswith("MISSED")]
+    assert missed == ([] if status == "pass" else [f"target   {'sliding time vs L1':<30} float32     4.500  (<= 4)  MISSED"])
+
+
+def test_bench_command_is_accepted_by_the_benchmark_script(monkeypatch):
+    import importlib.util
+
+    if not check.BENCH_SCRIPT.is_file():
+        pytest.skip("no benchmarks/ in this installation")
+    monkeypatch.syspath_prepend(str(check.BENCH_SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("bench_pixel_contrastive", check.BENCH_SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # --device cuda is checked against it
+    for quick in (False, True):
+        args = bench._parse_args(check._bench_command(check.ROOT / "x.json", quick)[2:])
+        assert args.device == "cuda" and args.modes == ["grid", "sliding"] and "train" in args.parts
+        assert args.methods == ["l1", "triton", "torch"] and 8 in args.regions
+    assert args.dtypes == ["float32", "bfloat16"]
