@@ -2,9 +2,9 @@
 
 Parts (``--parts``, all three by default), in this order:
 
-1. ``tests``: the GPU-marked tests (``pytest -m gpu tests``) and the Triton kernel tests
-   (``tests/test_pixel_contrastive_triton.py``, which run the compiled kernels when there is a GPU),
-   when the tests are there (a source checkout).
+1. ``tests``: the GPU-marked tests (``pytest -m gpu tests``) and the rest of the Triton kernel and
+   self-check tests (:data:`KERNEL_TEST_FILES`, which run the compiled kernels when there is a
+   GPU), when the tests are there (a source checkout).
 2. ``kernels``: the Triton kernels against the reference (eq 9 written plainly) at the benchmark's
    shape, N=16, 3x192x192, in float32 / bfloat16 / float16, grid and sliding mode, regions 4, 8
    and 16: the loss map and the ``sr`` and ``hr`` gradients (tolerances
@@ -68,6 +68,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_GPU = 0, 1, 2, 3
 ROOT = Path(__file__).resolve().parents[1]  # the source checkout, when there is one
 TESTS = ROOT / "tests"
 BENCH_SCRIPT = ROOT / "benchmarks" / "bench_pixel_contrastive.py"
+#: Test files that run the compiled kernels on the GPU when there is one (marked or not).
+KERNEL_TEST_FILES = ("tests/test_pixel_contrastive_triton.py", "tests/test_triton_selfcheck.py")
 PARTS = ("tests", "kernels", "bench")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BENCH_DTYPES = ("float32", "bfloat16")
@@ -150,7 +152,7 @@ def _pytest(args: Sequence[str], timeout: float) -> dict[str, Any]:
 
 def run_tests(clock: _Clock, say: Callable[[str], None]) -> dict[str, Any]:
     runs = []
-    for args in (["-m", "gpu", "tests"], ["-m", "not gpu", "tests/test_pixel_contrastive_triton.py"]):
+    for args in (["-m", "gpu", "tests"], ["-m", "not gpu", *KERNEL_TEST_FILES]):
         run = _pytest(args, clock.left())
         say(f"tests    pytest {' '.join(args)}: {run['summary']}")
         for line in run.get("failures", []):

@@ -131,7 +131,8 @@ def test_tests_part_reports_each_pytest_run_and_its_failures(tmp_path, monkeypat
     (tmp_path / "tests" / "test_gpu.py").write_text(
         "import pytest\n\n@pytest.mark.gpu\ndef test_ok():\n    pass\n\n@pytest.mark.gpu\ndef test_broken():\n    assert 0\n"
     )
-    (tmp_path / "tests" / "test_pixel_contrastive_triton.py").write_text("def test_kernels():\n    pass\n")
+    for name in check.KERNEL_TEST_FILES:
+        (tmp_path / name).write_text("def test_kernels():\n    pass\n")
     monkeypatch.setattr(check, "ROOT", tmp_path)
     said, say = _lines()
     result = check.run_tests(check._Clock(120), say)
@@ -139,7 +140,7 @@ def test_tests_part_reports_each_pytest_run_and_its_failures(tmp_path, monkeypat
     first, second = result["runs"]
     assert not first["ok"] and first["summary"].startswith("1 failed, 1 passed")
     assert first["failures"] == ["FAILED tests/test_gpu.py::test_broken - assert 0"]
-    assert second["ok"] and second["summary"].startswith("1 passed")
+    assert second["ok"] and second["summary"].startswith("2 passed")
     assert said[0].startswith("tests    pytest -m gpu tests: 1 failed, 1 passed")
     assert said[1] == "         FAILED tests/test_gpu.py::test_broken - assert 0"
 

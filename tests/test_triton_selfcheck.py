@@ -2,7 +2,8 @@
 
 On the CPU ``'auto'`` never picks the (interpreted) kernels, so these tests make the eligibility
 predicate ``kernels.triton_eligible`` answer True: ``'auto'`` then runs the self-check and the
-kernels in Triton's interpreter on CPU tensors, exactly the code path a CUDA tensor takes. Failures
+kernels in Triton's interpreter on CPU tensors, exactly the code path a CUDA tensor takes. With CUDA
+and compiled kernels the same tests run on the GPU (``python -m contrastive_sr_losses.check``). Failures
 are simulated by replacing the kernels' entry points (``_launch_forward``, the launch inside the
 forward custom op, or the two functions the check calls) with ones that raise or return perturbed
 values. Every expected value comes from the ``'reference'`` backend in float64.
@@ -27,8 +28,12 @@ if not kernels.TRITON_AVAILABLE:
 
 from contrastive_sr_losses.kernels import pixel_contrastive_triton as tk  # noqa: E402
 
-if not tk.INTERPRETED:
-    pytest.skip("the simulations run the kernels on CPU tensors: needs TRITON_INTERPRET=1", allow_module_level=True)
+if tk.INTERPRETED:
+    DEVICE = torch.device("cpu")
+elif torch.cuda.is_available():
+    DEVICE = torch.device("cuda")
+else:
+    pytest.skip("compiled Triton kernels need CUDA; run with TRITON_INTERPRET=1", allow_module_level=True)
 
 REGION = 4
 
@@ -44,7 +49,8 @@ def eligible(monkeypatch):
 
 
 def _pair(shape=(1, 3, 8, 8), dtype=torch.float64, seed=0):
-    return make_pair(shape, dtype, 5, seed, draw_dtype=torch.float64)
+    sr, hr = make_pair(shape, dtype, 5, seed, draw_dtype=torch.float64)
+    return sr.to(DEVICE), hr.to(DEVICE)
 
 
 def _run(backend, sr, hr, mode="grid"):
@@ -52,7 +58,7 @@ def _run(backend, sr, hr, mode="grid"):
     sr = sr.detach().clone().requires_grad_()
     hr = hr.detach().clone().requires_grad_()
     loss = pixel_contrastive_loss(sr, hr, REGION, mode=mode, temperature=0.5, reduction="none", backend=backend)
-    weight = torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype).view_as(loss)
+    weight = torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype, device=loss.device).view_as(loss)
     (loss * weight).sum().backward()
     return loss.detach(), sr.grad, hr.grad
 
@@ -95,7 +101,7 @@ def test_passing_check_runs_once_then_auto_uses_the_kernels(monkeypatch, mode):
     assert forwards.count == 1 + 3  # the check's launch, then one per call
     assert not _selfcheck_warnings(record)
     (key, verdict), = kernels.triton_selfcheck_verdicts().items()
-    assert key == kernels.SelfCheckKey("cpu", "float64/float64", mode, REGION, 3, "contiguous/contiguous")
+    assert key == kernels.SelfCheckKey(str(sr.device), "float64/float64", mode, REGION, 3, "contiguous/contiguous")
     assert verdict.uses_triton and "matches the torch backend on 1x8x8 pixels" in verdict.detail
 
 
@@ -110,6 +116,7 @@ def test_check_uses_a_piece_of_the_input_and_runs_under_inference_mode(monkeypat
     torch.testing.assert_close(loss, _run("reference", sr, hr)[0])
 
 
+@pytest.mark.skipif(DEVICE.type == "cuda", reason="CUDA tensors are eligible")
 def test_cpu_tensors_never_reach_the_check_without_the_patch(monkeypatch):
     monkeypatch.undo()  # the real predicate: CPU tensors are not eligible
     kernels.clear_triton_selfcheck()
@@ -133,7 +140,7 @@ def test_failing_launch_falls_back_to_torch_with_one_warning(monkeypatch):
         for _ in range(3):
             _assert_reference(_run("auto", sr, hr), sr, hr)
     (message,) = _selfcheck_warnings(record)
-    assert "failed their first-use self-check for cpu (float64/float64, grid, region 4, 3 channels" in message
+    assert f"failed their first-use self-check for {sr.device} (float64/float64, grid, region 4, 3 channels" in message
     assert "the kernels raised RuntimeError: simulated launch failure: out of resources: shared memory." in message
     assert "second line" not in message  # one line
     assert "uses the 'torch' backend for this configuration" in message
