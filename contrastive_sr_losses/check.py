@@ -171,7 +171,9 @@ def _map_and_grads(backend: str, sr: torch.Tensor, hr: torch.Tensor, weight: tor
     return loss.detach(), sr.grad, hr.grad
 
 
-def _kernel_case(shape: tuple[int, ...], dtype: torch.dtype, mode: str, region: int, device: torch.device) -> dict[str, Any]:
+def _kernel_case(
+    shape: tuple[int, ...], dtype: torch.dtype, mode: str, region: int, device: torch.device
+) -> dict[str, Any]:
     """Triton vs the reference (float32, on the same rounded values) and the self-check, one configuration."""
     gen = torch.Generator().manual_seed(0)
     sr = torch.rand(shape, generator=gen)
@@ -292,7 +294,8 @@ def run_bench(out: Path, quick: bool, clock: _Clock, say: Callable[[str], None])
     failed_cases = [r for r in report["results"] if "error" in r]
     for t in targets:
         measured = "missing" if t["measured"] is None else f"{t['measured']:.3f}"
-        say(f"target   {t['target']:<30} {t['dtype']:<8} {measured:>8}  (<= {t['limit']:g})  {'ok' if t['ok'] else 'MISSED'}")
+        state = "ok" if t["ok"] else "MISSED"
+        say(f"target   {t['target']:<30} {t['dtype']:<8} {measured:>8}  (<= {t['limit']:g})  {state}")
     status = "pass" if targets and all(t["ok"] for t in targets) and not failed_cases else "fail"
     return {"status": status, "json": str(out), "failed_cases": len(failed_cases), "targets": targets}
 
@@ -392,7 +395,8 @@ def main(argv: Sequence[str] | None = None, quiet: bool = False) -> int:
     elif not gpu:
         code, verdict = EXIT_NO_GPU, "NOT VERIFIED: no CUDA device; the parts that run on the CPU passed"
     elif args.quick or set(args.parts) != set(PARTS):
-        code, verdict = EXIT_OK, "passed (partial: " + ("--quick" if args.quick else "not every part") + ", not a verdict on the targets)"
+        partial = "--quick" if args.quick else "not every part"
+        code, verdict = EXIT_OK, f"passed (partial: {partial}, not a verdict on the targets)"
     else:
         code, verdict = EXIT_OK, "VERIFIED: every part passed and every target is met"
     say(f"verdict  {verdict}")

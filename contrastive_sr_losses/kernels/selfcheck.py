@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from types import ModuleType
 from typing import NamedTuple
 
 import torch
@@ -132,8 +133,9 @@ def selfcheck_key(sr: Tensor, hr: Tensor, region: int, mode: str) -> SelfCheckKe
     """The configuration a verdict is cached for (no device sync).
 
     Example:
-        >>> selfcheck_key(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), 4, "grid")
-        SelfCheckKey(device='cpu', dtypes='float32/float32', mode='grid', region=4, channels=3, layouts='contiguous/contiguous')
+        >>> key = selfcheck_key(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), 4, "grid")
+        >>> key.device, key.dtypes, key.mode, key.region, key.channels, key.layouts
+        ('cpu', 'float32/float32', 'grid', 4, 3, 'contiguous/contiguous')
     """
     dtypes = "/".join(str(t.dtype).removeprefix("torch.") for t in (sr, hr))
     return SelfCheckKey(str(sr.device), dtypes, mode, region, sr.shape[1], f"{_layout(sr)}/{_layout(hr)}")
@@ -142,7 +144,7 @@ def selfcheck_key(sr: Tensor, hr: Tensor, region: int, mode: str) -> SelfCheckKe
 # ----------------------------------------------------------------------------------------------
 # the two backends, without autograd
 # ----------------------------------------------------------------------------------------------
-def _triton():  # imported when used: the package imports this module also when triton is absent
+def _triton() -> ModuleType:  # imported when used: the package imports this module also without triton
     from . import pixel_contrastive_triton
 
     return pixel_contrastive_triton

@@ -502,10 +502,12 @@ class PCLTrainer:
         Returns the detached loss (no ``.item()``: no device sync)."""
         check_image_pair(sr, hr)
         kind = sr.device.type
-        if self.grad_scaler is None and torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16:
+        float16_autocast = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
+        if self.grad_scaler is None and float16_autocast:
             raise ValueError(
-                "PCLTrainer under float16 autocast needs grad_scaler=torch.amp.GradScaler(...) (its own, not the "
-                "generator's): without one the discriminator's float16 gradients underflow and it silently stops learning"
+                "PCLTrainer under float16 autocast needs grad_scaler=torch.amp.GradScaler(...) (its own, not "
+                "the generator's): without one the discriminator's float16 gradients underflow and it silently "
+                "stops learning"
             )
         disc = self.discriminator
         dtype = module_dtype(disc, compute_dtype(sr, hr))
