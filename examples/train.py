@@ -17,7 +17,8 @@ Images smaller than the HR patch are skipped (the log says how many).
 
 Training: Adam (0.9, 0.999, 1e-8), learning rate ``--lr`` multiplied by ``--lr-gamma`` every
 ``--lr-step`` iterations (EDSR: 1e-4 halved every 2e5), ``--batch`` is the global batch (split
-over the processes), ``--amp bf16|fp16`` on CUDA, ``--clip-grad``. The loss and the gradients are checked at every step:
+over the processes), ``--amp bf16|fp16`` on CUDA (checked against float32 on the first batch:
+``srkit/amp.py``), ``--clip-grad``. The loss and the gradients are checked at every step:
 a NaN or Inf stops the run (``--skip-nonfinite N`` skips up to N such steps in a row instead, with no
 update, and stops at the next one), and a checkpoint is never written with non-finite weights. Every
 ``--val-every`` iterations
@@ -47,6 +48,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/ (for ``srkit``) also under torchrun
 
+from srkit.amp import check_amp_first_step  # noqa: E402
 from srkit.data import PatchDataset, StreamBatchSampler, load_pairs, load_test_sets  # noqa: E402
 from srkit.evaluation import (  # noqa: E402
     bicubic_upscaler,
@@ -381,6 +383,8 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
     for lr_img, hr_img in loader:
         seed_everything(derive_seed(args.seed, "step", iteration, dist_info.rank))  # losses' random draws
         lr_img, hr_img = lr_img.to(device, non_blocking=True), hr_img.to(device, non_blocking=True)
+        if amp_dtype is not None and iteration == start_iter:  # stop before an AMP path trains wrong
+            log(check_amp_first_step(model, criterion, lr_img, hr_img, amp_dtype))
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             sr = net(lr_img)
             loss, parts = criterion(sr, hr_img, lr_img)

@@ -262,12 +262,35 @@ def test_cuda_matches_torch_path(mode, region, dtype):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available() or tk.INTERPRETED, reason="needs CUDA and compiled kernels")
 def test_auto_uses_the_kernels_on_cuda(monkeypatch):
+    kernels.clear_triton_selfcheck()
+    monkeypatch.delenv(kernels.SELFCHECK_ENV, raising=False)
     calls = []
-    original = tk.pixel_contrastive_map_triton
-    monkeypatch.setattr(tk, "pixel_contrastive_map_triton", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = tk.pixel_contrastive_triton_forward
+    monkeypatch.setattr(tk, "pixel_contrastive_triton_forward", lambda *a: calls.append(1) or original(*a))
     sr, hr = _pair((1, 3, 16, 16), dtype=torch.float32)
     pixel_contrastive_loss(sr.cuda(), hr.cuda(), 8)
-    assert calls
+    (verdict,) = kernels.triton_selfcheck_verdicts().values()
+    assert verdict.uses_triton, verdict.detail  # the self-check passed on this GPU
+    assert len(calls) == 2  # the check's launch, then the call's
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or tk.INTERPRETED, reason="needs CUDA and compiled kernels")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_auto_syncs_only_on_the_first_call(monkeypatch, mode, dtype):
+    kernels.clear_triton_selfcheck()
+    monkeypatch.delenv(kernels.SELFCHECK_ENV, raising=False)
+    sr, hr = _pair((2, 3, 32, 32), dtype=dtype, levels=64)
+    sr, hr = sr.cuda().requires_grad_(), hr.cuda()
+    pixel_contrastive_loss(sr, hr, 8, mode=mode).backward()  # the self-check: synchronises
+    (verdict,) = kernels.triton_selfcheck_verdicts().values()
+    assert verdict.uses_triton, verdict.detail
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        pixel_contrastive_loss(sr, hr, 8, mode=mode).backward()  # the verdict is cached: no sync
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 # ------------------------------------------------------------------------------------------------

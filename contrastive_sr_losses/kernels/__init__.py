@@ -10,8 +10,10 @@ the paper's blocks, and ``'sliding'``, a window centred on every pixel).
 - ``'torch'``: chunked custom ops with an analytic backward (any device, memory bounded).
 - ``'triton'``: fused Triton kernels (CUDA tensors; CPU tensors in Triton's interpreter when
   ``TRITON_INTERPRET=1`` was set before the import). Needs the optional ``triton`` package.
-- ``'auto'``: ``'triton'`` for CUDA tensors when triton is importable (and its kernels are compiled,
-  not interpreted), ``'torch'`` otherwise.
+- ``'auto'``: for CUDA tensors when triton is importable (and its kernels are compiled, not
+  interpreted, :func:`triton_eligible`), the Triton kernels once they pass a self-check on first use
+  per configuration, else ``'torch'`` (:mod:`.selfcheck`; ``CSR_TRITON_SELFCHECK=0`` skips the
+  check); ``'torch'`` for every other input.
 
 Package import never requires triton: it is imported here when installed, and a failed import only
 makes ``'triton'`` unavailable (``TRITON_UNAVAILABLE_REASON`` says why).
@@ -23,6 +25,15 @@ from torch import Tensor
 
 from .pixel_contrastive_sliding_torch import pixel_contrastive_sliding_map_torch
 from .pixel_contrastive_torch import default_chunk_size, pixel_contrastive_map_torch
+from .selfcheck import (
+    SELFCHECK_ENV,
+    SelfCheckKey,
+    SelfCheckVerdict,
+    TritonSelfCheckWarning,
+    clear_triton_selfcheck,
+    pixel_contrastive_auto_map,
+    triton_selfcheck_verdicts,
+)
 
 __all__ = [
     "PIXEL_CONTRASTIVE_BACKENDS",
@@ -30,6 +41,13 @@ __all__ = [
     "TRITON_AVAILABLE",
     "TRITON_INTERPRETED",
     "TRITON_UNAVAILABLE_REASON",
+    "SELFCHECK_ENV",
+    "SelfCheckKey",
+    "SelfCheckVerdict",
+    "TritonSelfCheckWarning",
+    "clear_triton_selfcheck",
+    "triton_selfcheck_verdicts",
+    "triton_eligible",
     "select_pixel_contrastive_backend",
     "pixel_contrastive_fast_map",
     "default_chunk_size",
@@ -53,17 +71,28 @@ TRITON_AVAILABLE: bool = _triton_path is not None
 TRITON_INTERPRETED: bool = _triton_path is not None and _triton_path.INTERPRETED
 
 
+def triton_eligible(sr: Tensor) -> bool:
+    """Whether ``'auto'`` considers the Triton kernels for this input: a CUDA tensor, triton importable,
+    kernels compiled (never the slow interpreter). The self-check then decides per configuration."""
+    return sr.is_cuda and TRITON_AVAILABLE and not TRITON_INTERPRETED
+
+
 def select_pixel_contrastive_backend(backend: str, sr: Tensor) -> str:
-    """Resolve ``'auto'`` to a concrete backend name for the given input (no device sync)."""
+    """Resolve ``'auto'`` for the given input (no device sync): ``'torch'`` when the kernels are not
+    eligible; ``'auto'`` stays ``'auto'`` when they are (the self-checked choice, made at run time by
+    :func:`pixel_contrastive_fast_map`). Other names are returned as they are."""
     if backend != "auto":
         return backend
-    return "triton" if (sr.is_cuda and TRITON_AVAILABLE and not TRITON_INTERPRETED) else "torch"
+    return "auto" if triton_eligible(sr) else "torch"
 
 
 def pixel_contrastive_fast_map(
     sr: Tensor, hr: Tensor, region: int, temperature: float, mode: str, backend: str, chunk_size: int | None
 ) -> Tensor:
-    """Loss map of a concrete fast backend (``'torch'`` or ``'triton'``) in ``mode``."""
+    """Loss map of a fast backend in ``mode``: ``'torch'``, ``'triton'`` (strict: errors raise) or
+    ``'auto'`` as resolved by :func:`select_pixel_contrastive_backend` (self-checked kernels)."""
+    if backend == "auto":
+        return pixel_contrastive_auto_map(sr, hr, region, temperature, mode, chunk_size)
     if backend == "triton":
         if _triton_path is None:
             raise RuntimeError(

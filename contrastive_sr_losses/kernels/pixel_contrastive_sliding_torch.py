@@ -31,7 +31,7 @@ from ..functional.regions import fold_windows, unfold_windows, window_extent, wi
 from ._autograd import new_grads, new_maps, register_map_ops
 from .pixel_contrastive_torch import default_chunk_size
 
-__all__ = ["pixel_contrastive_sliding_map_torch"]
+__all__ = ["pixel_contrastive_sliding_map_torch", "sliding_anchors"]
 
 
 def _pieces(n: int, h: int, w: int, anchors: int) -> Iterator[tuple[int, int, int, int]]:
@@ -147,6 +147,12 @@ def _sliding_bwd(
 register_map_ops(_sliding_fwd, _sliding_bwd)
 
 
+def sliding_anchors(region: int, chunk_size: int | None) -> int:
+    """Anchors per piece for a ``chunk_size`` counted in blocks: the same number of pairs as ``chunk_size``
+    blocks of ``region**2`` pixels (``None``: :func:`default_chunk_size`)."""
+    return (chunk_size or default_chunk_size(region)) * region * region
+
+
 def pixel_contrastive_sliding_map_torch(
     sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_size: int | None = None
 ) -> Tensor:
@@ -157,7 +163,5 @@ def pixel_contrastive_sliding_map_torch(
     ``chunk_size`` blocks). Inputs are assumed validated; the map is float64 when an input is
     float64 and float32 otherwise.
     """
-    if chunk_size is None:
-        chunk_size = default_chunk_size(region)
-    loss, _ = _sliding_fwd(sr, hr, region, float(temperature), chunk_size * region * region)
+    loss, _ = _sliding_fwd(sr, hr, region, float(temperature), sliding_anchors(region, chunk_size))
     return loss

@@ -55,7 +55,13 @@ from torch import Tensor
 
 from ._autograd import new_grads, new_maps, register_map_ops
 
-__all__ = ["pixel_contrastive_map_triton", "triton_block_sizes", "INTERPRETED"]
+__all__ = [
+    "pixel_contrastive_map_triton",
+    "pixel_contrastive_triton_forward",
+    "pixel_contrastive_triton_backward",
+    "triton_block_sizes",
+    "INTERPRETED",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -433,6 +439,26 @@ def _triton_bwd(
 
 
 register_map_ops(_triton_fwd, _triton_bwd)
+
+
+def pixel_contrastive_triton_forward(
+    sr: Tensor, hr: Tensor, region: int, temperature: float, sliding: bool
+) -> tuple[Tensor, Tensor]:
+    """``(loss map, log-sum-exp map)`` from the forward kernel with the default block sizes, no autograd.
+
+    With :func:`pixel_contrastive_triton_backward`, the two launches the ``'auto'`` backend and its
+    self-check (:mod:`.selfcheck`) run; inputs are assumed validated.
+    """
+    return _triton_fwd(sr, hr, region, temperature, sliding, *triton_block_sizes(region, sr.shape[1]))
+
+
+def pixel_contrastive_triton_backward(
+    grad: Tensor, sr: Tensor, hr: Tensor, lse: Tensor, region: int, temperature: float, sliding: bool,
+    need_sr: bool, need_hr: bool,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """``(grad sr, grad hr)`` of ``sum(grad * loss map)`` from the backward kernels (empty when not needed)."""
+    sizes = triton_block_sizes(region, sr.shape[1])
+    return _triton_bwd(grad, sr, hr, lse, region, temperature, sliding, *sizes, need_sr, need_hr)
 
 
 def pixel_contrastive_map_triton(

@@ -527,6 +527,14 @@ class PCLTrainer:
         Returns the detached loss. A NaN or Inf loss skips the step (``skipped_steps``, a warning) and
         restores the BatchNorm statistics that its forward passes updated."""
         check_image_pair(sr, hr)
+        kind = sr.device.type
+        float16_autocast = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
+        if self.grad_scaler is None and float16_autocast:
+            raise ValueError(
+                "PCLTrainer under float16 autocast needs grad_scaler=torch.amp.GradScaler(...) (its own, not "
+                "the generator's): without one the discriminator's float16 gradients underflow and it silently "
+                "stops learning"
+            )
         disc = self.discriminator
         dtype = module_dtype(disc, compute_dtype(sr, hr))
         saved_buffers = [b.detach().clone() for b in disc.buffers()]  # BatchNorm statistics, small

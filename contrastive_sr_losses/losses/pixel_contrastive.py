@@ -194,9 +194,10 @@ def pixel_contrastive_loss(
             scales like an L1 loss: ``pixel_contrastive_loss(255 * sr, 255 * hr, value_range=255)``
             equals ``255 * pixel_contrastive_loss(sr, hr)`` and one line (``L1 + 0.1 * loss``) is the
             same objective in either range. (Computed exactly as T * value_range on the raw images.)
-        backend: ``'auto'`` (default: ``'triton'`` for CUDA tensors when triton is importable,
-            ``'torch'`` otherwise), ``'torch'`` (chunked, analytic backward, memory bounded, any
-            device), ``'triton'`` (fused kernels, CUDA; CPU only in Triton's interpreter,
+        backend: ``'auto'`` (default: ``'triton'`` for CUDA tensors when triton is importable
+            and its kernels pass a self-check on first use per configuration, see
+            :mod:`contrastive_sr_losses.kernels.selfcheck`; ``'torch'`` otherwise), ``'torch'``
+            (chunked, analytic backward, memory bounded, any device), ``'triton'`` (fused kernels, CUDA; CPU only in Triton's interpreter,
             ``TRITON_INTERPRET=1``) or ``'reference'`` (the equation as written; memory ~ S x C x
             the input).
         chunk_size: work per chunk of the ``'torch'`` backend, in blocks (sliding mode: groups of
