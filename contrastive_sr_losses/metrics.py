@@ -8,7 +8,10 @@
   24.966 B``, peak 255) of both images rounded to 8 bits, after cropping ``crop_border`` pixels
   (``= scale`` by convention) at each border, in float64, one value per image. SSIM is Wang et al.'s
   ``ssim_index``: 11x11 Gaussian window with sigma 1.5, valid region only, K1 = 0.01, K2 = 0.03,
-  range 255, no downsampling. Average per image, then over images.
+  range 255, no downsampling. Average per image, then over images. A one-channel (grayscale) image
+  is its own luma: its 8-bit levels 0..255 are compared as they are, as MATLAB's evaluation scripts
+  and BasicSR score a 1-channel image (Set14's ``bridge.png``). ``round_y=True`` rounds Y to 8 bits
+  first, as MATLAB's ``rgb2ycbcr`` does for ``uint8`` images (the RCAN / EDSR ``.m`` scripts).
 * :class:`LPIPS` / :func:`lpips`: Zhang et al.'s learned perceptual distance (the ``lpips``
   package's v0.1 calibrated heads on ImageNet AlexNet / VGG16 / SqueezeNet-1.1 features), computed
   here without importing ``lpips`` or ``torchvision``; it reads the weight files from disk and never
@@ -157,11 +160,25 @@ def quantize(img: Tensor) -> Tensor:
     return img.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
 
 
-def _y_pair(sr: Tensor, hr: Tensor, crop_border: int, min_size: int = 1) -> tuple[Tensor, Tensor]:
-    """Validated, 8-bit rounded, cropped float64 Y channels ``(N, 1, H', W')`` in [16, 235]."""
+def _y_channel(img: Tensor, round_y: bool) -> Tensor:
+    """8-bit rounded image -> float64 Y ``(N, 1, H, W)``: BT.601 luma in [16, 235] of RGB, the
+    levels 0..255 of a one-channel image; rounded to integers with ``round_y`` (MATLAB uint8)."""
+    img = quantize(img.to(torch.float64))
+    y = rgb_to_y(img) if img.shape[1] == 3 else img * 255.0
+    return y.round() if round_y else y
+
+
+def _y_pair(
+    sr: Tensor, hr: Tensor, crop_border: int, min_size: int = 1, round_y: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Validated, 8-bit rounded, cropped float64 Y channels ``(N, 1, H', W')``."""
     check_image_pair(sr, hr)
-    if sr.shape[1] != 3:
-        raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
+    if sr.shape[1] not in (1, 3):
+        raise ValueError(
+            f"sr and hr must be RGB of shape (N, 3, H, W) or one-channel Y / grayscale (N, 1, H, W), got {tuple(sr.shape)}"
+        )
+    if not isinstance(round_y, bool):
+        raise TypeError(f"round_y must be a bool, got {type(round_y).__name__}")
     if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
         raise ValueError(f"crop_border must be an int >= 0, got {crop_border!r}")
     h, w = sr.shape[-2:]
@@ -172,24 +189,27 @@ def _y_pair(sr: Tensor, hr: Tensor, crop_border: int, min_size: int = 1) -> tupl
             f"ssim_y needs at least {min_size}x{min_size} pixels after cropping crop_border={crop_border} "
             f"at each border, got a {h}x{w} image"
         )
-    y_sr = rgb_to_y(quantize(sr.to(torch.float64)))
-    y_hr = rgb_to_y(quantize(hr.to(torch.float64)))
+    y_sr, y_hr = _y_channel(sr, round_y), _y_channel(hr, round_y)
     if crop_border:
         y_sr = y_sr[..., crop_border:-crop_border, crop_border:-crop_border]
         y_hr = y_hr[..., crop_border:-crop_border, crop_border:-crop_border]
     return y_sr, y_hr
 
 
-def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
+def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0, *, round_y: bool = False) -> Tensor:
     """Per-image PSNR (dB) on the BT.601 Y channel, the SR benchmark convention.
 
     Both images are rounded to 8 bits, converted to Y in [16, 235] (peak 255), cropped by
-    ``crop_border`` pixels on each side, and compared in float64.
+    ``crop_border`` pixels on each side, and compared in float64. One-channel images are their own Y
+    (levels 0..255), as grayscale test images are scored in the literature.
 
     Args:
-        sr: ``(N, 3, H, W)`` RGB in [0, 1].
-        hr: ``(N, 3, H, W)`` RGB in [0, 1].
+        sr: ``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` grayscale, in [0, 1].
+        hr: same shape as ``sr``.
         crop_border: pixels removed at each border before comparing (use the SR scale).
+        round_y: round Y to 8 bits before comparing, as MATLAB's ``rgb2ycbcr`` on ``uint8`` images
+            (the RCAN / EDSR MATLAB scripts). Default False: the float Y of BasicSR's
+            ``calculate_psnr(test_y_channel=True)``.
 
     Returns:
         ``(N,)`` float64 tensor; ``inf`` for identical images.
@@ -199,12 +219,12 @@ def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
         >>> psnr_y(hr, hr).item()
         inf
     """
-    y_sr, y_hr = _y_pair(sr, hr, crop_border)
+    y_sr, y_hr = _y_pair(sr, hr, crop_border, round_y=round_y)
     mse = (y_sr - y_hr).pow(2).mean(dim=(1, 2, 3))
     return 10.0 * torch.log10(255.0**2 / mse)
 
 
-def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
+def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0, *, round_y: bool = False) -> Tensor:
     """Per-image SSIM on the BT.601 Y channel (Wang et al. 2004, as the SR literature computes it).
 
     Both images are rounded to 8 bits, converted to Y (range 255), cropped by ``crop_border`` pixels
@@ -214,11 +234,18 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
     (s_x^2 + s_y^2 + C2))`` with ``C1 = (0.01 * 255)^2``, ``C2 = (0.03 * 255)^2`` is averaged over the
     map. No downsampling (unlike MATLAB's later ``ssim`` function).
 
+    One-channel images are their own Y (levels 0..255, range 255).
+
     Args:
-        sr: ``(N, 3, H, W)`` RGB in [0, 1].
-        hr: ``(N, 3, H, W)`` RGB in [0, 1].
+        sr: ``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` grayscale, in [0, 1].
+        hr: same shape as ``sr``.
         crop_border: pixels removed at each border before comparing (use the SR scale); at least
             11x11 pixels must remain.
+        round_y: round Y to 8 bits first, as MATLAB's ``rgb2ycbcr`` on ``uint8`` images (the RCAN /
+            EDSR MATLAB scripts). Default False: BasicSR's ``calculate_ssim(test_y_channel=True)``,
+            which this equals. On the bicubic baselines (Set5 / Set14, x2-x4) the default reads
+            0.0004-0.0009 above the published SSIM and ``round_y=True`` 0.0002-0.0004 below it
+            (README, evaluation protocol); neither reproduces the tables to the fourth decimal.
 
     Returns:
         ``(N,)`` float64 tensor, 1 for identical images.
@@ -228,7 +255,7 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
         >>> ssim_y(hr, hr, crop_border=2)
         tensor([1., 1.], dtype=torch.float64)
     """
-    y_sr, y_hr = _y_pair(sr, hr, crop_border, min_size=SSIM_WINDOW)
+    y_sr, y_hr = _y_pair(sr, hr, crop_border, min_size=SSIM_WINDOW, round_y=round_y)
     g = gaussian_kernel1d(SSIM_SIGMA, SSIM_WINDOW, dtype=torch.float64, device=y_sr.device)
     window = (g[:, None] * g[None, :]).view(1, 1, SSIM_WINDOW, SSIM_WINDOW)
 

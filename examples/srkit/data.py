@@ -33,11 +33,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 @dataclass
 class Pair:
-    """One image: its name, LR ``(3, h, w)`` and HR ``(3, h * scale, w * scale)`` as uint8."""
+    """One image: its name, LR ``(3, h, w)`` and HR ``(3, h * scale, w * scale)`` as uint8.
+
+    ``gray``: the file is a grayscale image (kept here as three equal channels, which is what the
+    RGB networks take); evaluation scores it on its one channel, as the literature does.
+    """
 
     name: str
     lr: Tensor
     hr: Tensor
+    gray: bool = False
 
 
 def list_images(folder: str | Path, flag: str) -> list[Path]:
@@ -61,6 +66,16 @@ def read_rgb(path: Path) -> Tensor:
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UsageError(f"cannot read image {path}: {err}") from err
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+def is_grayscale(path: Path) -> bool:
+    """True for a one-band image file (PIL modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``), e.g.
+    Set14's ``bridge.png``; reads only the header."""
+    try:
+        with Image.open(path) as im:
+            return set(im.getbands()) - {"A"} <= {"1", "L", "I", "F"}
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UsageError(f"cannot read image {path}: {err}") from err
 
 
 def write_rgb(img: Tensor, path: Path) -> None:
@@ -112,7 +127,7 @@ def load_pairs(
                     tmp = cached.with_suffix(".tmp.png")
                     write_rgb(lr, tmp)
                     tmp.replace(cached)
-            pairs.append(Pair(f"{Path(folder).name}/{path.name}", lr, hr))
+            pairs.append(Pair(f"{Path(folder).name}/{path.name}", lr, hr, is_grayscale(path)))
     return pairs
 
 
