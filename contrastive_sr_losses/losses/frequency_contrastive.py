@@ -130,9 +130,11 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *, 
         )
     check_choice(form, "form", DISCRIMINATOR_FORMS)
     dtype = compute_dtype(real_logits, fake_logits)
-    rows = (-1, 1) if form == "flattened" else None  # flattened: one column of B x P logits
-    r = real_logits.to(dtype).reshape(*(rows or (real_logits.shape[0], -1)))  # (B_real, P) or (B_real P, 1)
-    f = fake_logits.to(dtype).reshape(*(rows or (fake_logits.shape[0], -1)))
+    if form == "flattened":  # one set of B x P logits per side: (B_real P, 1), (B_fake P, 1)
+        r, f = real_logits.to(dtype).reshape(-1, 1), fake_logits.to(dtype).reshape(-1, 1)
+    else:
+        r = real_logits.to(dtype).reshape(real_logits.shape[0], -1)  # (B_real, P)
+        f = fake_logits.to(dtype).reshape(fake_logits.shape[0], -1)  # (B_fake, P)
     # real half: row i holds [r_i, f_1..f_B] per position; the target is the first entry
     fake_lse = torch.logsumexp(f, dim=0, keepdim=True)  # (1, P)
     real_half = torch.logaddexp(r, fake_lse) - r
@@ -392,7 +394,8 @@ class FrequencyContrastiveLoss(nn.Module):
             negatives = []
             if self.lr_negative:
                 authors = self.sample_form == "authors"
-                up = upsample_negative(lr, hr, align_corners=authors, clamp_to=self.value_range if authors else None)  # type: ignore[arg-type]
+                clamp_to = self.value_range if authors else None
+                up = upsample_negative(lr, hr, align_corners=authors, clamp_to=clamp_to)  # type: ignore[arg-type]
                 negatives.append(up.unsqueeze(1))
             if self.blur is not None:
                 negatives.append(self.blur(hr, generator=generator))
