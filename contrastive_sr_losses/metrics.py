@@ -243,9 +243,9 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0, *, round_y: bool = Fals
             11x11 pixels must remain.
         round_y: round Y to 8 bits first, as MATLAB's ``rgb2ycbcr`` on ``uint8`` images (the RCAN /
             EDSR MATLAB scripts). Default False: BasicSR's ``calculate_ssim(test_y_channel=True)``,
-            which this equals. On the bicubic baselines (Set5 / Set14, x2-x4) the default reads
-            0.0004-0.0009 above the published SSIM and ``round_y=True`` 0.0002-0.0004 below it
-            (README, evaluation protocol); neither reproduces the tables to the fourth decimal.
+            which this equals. On the bicubic baselines (Set5, Set14, B100, x2-x4) the default reads
+            0.0004-0.0010 above the published SSIM and ``round_y=True`` within 0.0004 of it (README,
+            evaluation protocol); neither reproduces the tables to the fourth decimal.
 
     Returns:
         ``(N,)`` float64 tensor, 1 for identical images.
