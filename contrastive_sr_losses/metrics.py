@@ -8,7 +8,10 @@
   24.966 B``, peak 255) of both images rounded to 8 bits, after cropping ``crop_border`` pixels
   (``= scale`` by convention) at each border, in float64, one value per image. SSIM is Wang et al.'s
   ``ssim_index``: 11x11 Gaussian window with sigma 1.5, valid region only, K1 = 0.01, K2 = 0.03,
-  range 255, no downsampling. Average per image, then over images.
+  range 255, no downsampling. Average per image, then over images. A one-channel (grayscale) image
+  is its own luma: its 8-bit levels 0..255 are compared as they are, as MATLAB's evaluation scripts
+  and BasicSR score a 1-channel image (Set14's ``bridge.png``). ``round_y=True`` rounds Y to 8 bits
+  first, as MATLAB's ``rgb2ycbcr`` does for ``uint8`` images (the RCAN / EDSR ``.m`` scripts).
 * :class:`LPIPS` / :func:`lpips`: Zhang et al.'s learned perceptual distance (the ``lpips``
   package's v0.1 calibrated heads on ImageNet AlexNet / VGG16 / SqueezeNet-1.1 features), computed
   here without importing ``lpips`` or ``torchvision``; it reads the weight files from disk and never
@@ -180,11 +183,21 @@ def _check_crop(shape: torch.Size, crop_border: int, min_size: int) -> None:
         )
 
 
-def _y_channel(img: Tensor, crop_border: int) -> Tensor:
-    """8-bit rounded, cropped float64 Y channel ``(N, 1, H', W')`` in [16, 235] of RGB in [0, 1]."""
+def _y_channel(img: Tensor, crop_border: int, round_y: bool = False) -> Tensor:
+    """8-bit rounded, cropped float64 Y ``(N, 1, H', W')``: BT.601 luma in [16, 235] of RGB, the levels
+    0..255 of a one-channel image; rounded to integers with ``round_y`` (MATLAB uint8)."""
     if crop_border:  # crop first: every step is per pixel
         img = img[..., crop_border:-crop_border, crop_border:-crop_border]
-    return rgb_to_y(quantize(img.to(torch.float64)))
+    img = quantize(img.to(torch.float64))
+    y = rgb_to_y(img) if img.shape[1] == 3 else img * 255.0
+    return y.round_() if round_y else y
+
+
+def _check_y_input(x: Tensor, names: str) -> None:
+    if x.shape[1] not in (1, 3):
+        raise ValueError(
+            f"{names} must be RGB of shape (N, 3, H, W) or one-channel Y / grayscale (N, 1, H, W), got {tuple(x.shape)}"
+        )
 
 
 _SSIM_TILE_ROWS = 32  # rows of the SSIM map computed at a time: their working set stays in cache
@@ -237,8 +250,9 @@ class ReferenceY:
     equals ``psnr_y(sr, hr, c)`` exactly (``psnr_y`` is computed this way), likewise ``ssim``.
 
     Args:
-        hr: ``(N, 3, H, W)`` RGB in [0, 1].
+        hr: ``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` grayscale, in [0, 1].
         crop_border: pixels removed at each border before comparing (use the SR scale).
+        round_y: round Y to 8 bits (MATLAB ``rgb2ycbcr`` on ``uint8``), see :func:`ssim_y`.
 
     Example:
         >>> hr = torch.rand(1, 3, 32, 32)
@@ -248,21 +262,21 @@ class ReferenceY:
         (True, True)
     """
 
-    def __init__(self, hr: Tensor, crop_border: int = 0) -> None:
+    def __init__(self, hr: Tensor, crop_border: int = 0, *, round_y: bool = False) -> None:
         check_image(hr, "hr")
-        if hr.shape[1] != 3:
-            raise ValueError(f"hr must be RGB of shape (N, 3, H, W), got {tuple(hr.shape)}")
+        _check_y_input(hr, "hr")
+        if not isinstance(round_y, bool):
+            raise TypeError(f"round_y must be a bool, got {type(round_y).__name__}")
         _check_crop(hr.shape, crop_border, 1)
         self.hr = hr
         self.crop_border = crop_border
-        self.y = _y_channel(hr, crop_border)
+        self.round_y = round_y
+        self.y = _y_channel(hr, crop_border, round_y)
 
     def _y_of(self, sr: Tensor, min_size: int = 1) -> Tensor:
         check_image_pair(sr, self.hr)
-        if sr.shape[1] != 3:
-            raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
         _check_crop(sr.shape, self.crop_border, min_size)
-        return _y_channel(sr, self.crop_border)
+        return _y_channel(sr, self.crop_border, self.round_y)
 
     def psnr(self, sr: Tensor) -> Tensor:
         """``(N,)`` float64 PSNR-Y (dB) of ``sr`` against the prepared HR image; ``inf`` if identical."""
@@ -274,17 +288,21 @@ class ReferenceY:
         return _ssim_of_y(self._y_of(sr, min_size=SSIM_WINDOW), self.y)
 
 
-def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
+def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0, *, round_y: bool = False) -> Tensor:
     """Per-image PSNR (dB) on the BT.601 Y channel, the SR benchmark convention.
 
     Both images are rounded to 8 bits, converted to Y in [16, 235] (peak 255), cropped by
-    ``crop_border`` pixels on each side, and compared in float64. To score several outputs against
-    one HR image, :class:`ReferenceY` prepares the HR side once.
+    ``crop_border`` pixels on each side, and compared in float64. One-channel images are their own Y
+    (levels 0..255), as grayscale test images are scored in the literature. To score several outputs
+    against one HR image, :class:`ReferenceY` prepares the HR side once.
 
     Args:
-        sr: ``(N, 3, H, W)`` RGB in [0, 1].
-        hr: ``(N, 3, H, W)`` RGB in [0, 1].
+        sr: ``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` grayscale, in [0, 1].
+        hr: same shape as ``sr``.
         crop_border: pixels removed at each border before comparing (use the SR scale).
+        round_y: round Y to 8 bits before comparing, as MATLAB's ``rgb2ycbcr`` on ``uint8`` images
+            (the RCAN / EDSR MATLAB scripts). Default False: the float Y of BasicSR's
+            ``calculate_psnr(test_y_channel=True)``.
 
     Returns:
         ``(N,)`` float64 tensor; ``inf`` for identical images.
@@ -295,10 +313,11 @@ def psnr_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
         inf
     """
     check_image_pair(sr, hr)
-    return ReferenceY(hr, crop_border).psnr(sr)
+    _check_y_input(sr, "sr and hr")
+    return ReferenceY(hr, crop_border, round_y=round_y).psnr(sr)
 
 
-def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
+def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0, *, round_y: bool = False) -> Tensor:
     """Per-image SSIM on the BT.601 Y channel (Wang et al. 2004, as the SR literature computes it).
 
     Both images are rounded to 8 bits, converted to Y (range 255), cropped by ``crop_border`` pixels
@@ -310,11 +329,18 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
     passes (it is separable), a block of rows at a time; :class:`ReferenceY` prepares the HR side
     once for several outputs.
 
+    One-channel images are their own Y (levels 0..255, range 255).
+
     Args:
-        sr: ``(N, 3, H, W)`` RGB in [0, 1].
-        hr: ``(N, 3, H, W)`` RGB in [0, 1].
+        sr: ``(N, 3, H, W)`` RGB or ``(N, 1, H, W)`` grayscale, in [0, 1].
+        hr: same shape as ``sr``.
         crop_border: pixels removed at each border before comparing (use the SR scale); at least
             11x11 pixels must remain.
+        round_y: round Y to 8 bits first, as MATLAB's ``rgb2ycbcr`` on ``uint8`` images (the RCAN /
+            EDSR MATLAB scripts). Default False: BasicSR's ``calculate_ssim(test_y_channel=True)``,
+            which this equals. On the bicubic baselines (Set5, Set14, B100, x2-x4) the default reads
+            0.0004-0.0010 above the published SSIM and ``round_y=True`` within 0.0004 of it (README,
+            evaluation protocol); neither reproduces the tables to the fourth decimal.
 
     Returns:
         ``(N,)`` float64 tensor, 1 for identical images.
@@ -325,10 +351,9 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0) -> Tensor:
         tensor([1., 1.], dtype=torch.float64)
     """
     check_image_pair(sr, hr)
-    if sr.shape[1] != 3:
-        raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
+    _check_y_input(sr, "sr and hr")
     _check_crop(sr.shape, crop_border, SSIM_WINDOW)
-    return ReferenceY(hr, crop_border).ssim(sr)
+    return ReferenceY(hr, crop_border, round_y=round_y).ssim(sr)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@
 
 Protocol (``contrastive_sr_losses.metrics``): HR cropped to a multiple of the scale, LR = MATLAB
 bicubic rounded to 8 bits; PSNR-Y and SSIM-Y on the BT.601 Y channel of 8-bit images with
-``crop_border = scale``; per-image values averaged per set. LPIPS (``--lpips``, default ``auto``: the
+``crop_border = scale``; per-image values averaged per set; grayscale test images (Set14's
+``bridge.png``) on their one channel; ``--round-y`` rounds Y to 8 bits first (MATLAB's uint8
+``rgb2ycbcr``, the RCAN / EDSR ``.m`` scripts). LPIPS (``--lpips``, default ``auto``: the
 first of alex, vgg, squeeze whose weight files are present, otherwise none) never downloads: put
 torchvision's backbone file in ``$TORCH_HOME/hub/checkpoints/`` or pass ``--lpips-backbone``.
 ``--save-images DIR`` writes every SR output and a side-by-side crop per image (HR | bicubic | ...).
@@ -66,6 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lpips", default="auto", choices=("auto", "none", *LPIPS_NETS), help="LPIPS backbone")
     p.add_argument("--lpips-backbone", type=Path, default=None, help="torchvision backbone file for --lpips")
     p.add_argument("--no-bicubic", action="store_true", help="leave the bicubic baseline out")
+    p.add_argument("--round-y", action="store_true", help="PSNR / SSIM on Y rounded to 8 bits (MATLAB uint8)")
     p.add_argument("--save-images", type=Path, default=None, help="write SR images and side-by-side crops here")
     p.add_argument("--json", type=Path, default=None, help="write the results (per image too) as JSON")
     p.add_argument("--markdown", type=Path, default=None, help="write the table as markdown")
@@ -177,9 +180,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     methods.update(models)
     table = evaluate(
         methods, tests, scale, device, lpips_metric=lpips_metric, save_dir=args.save_images,
-        progress=not args.no_progress,
+        progress=not args.no_progress, round_y=args.round_y,
     )
-    print(f"x{scale}, PSNR-Y (dB) / SSIM-Y with crop_border={scale}, LPIPS: {lpips_note}")
+    rounding = ", Y rounded to 8 bits" if args.round_y else ""
+    print(f"x{scale}, PSNR-Y (dB) / SSIM-Y with crop_border={scale}{rounding}, LPIPS: {lpips_note}")
     print(format_table(table))
     results.update({"scale": scale, "lpips": lpips_note, "results": table})
     if args.json:

@@ -6,8 +6,13 @@
     torchrun --nproc_per_node 4 examples/train.py ...            # DistributedDataParallel, one GPU each
 
 The loss is a spec string (``--loss``, grammar in ``examples/srkit/losses.py``; ``--list-losses``
-prints every loss and recipe) or a paper's recipe (``--recipe prffn|pcl|gidrn|rrlfn``, which also sets
-that paper's learning rate / batch / patch defaults unless given explicitly).
+prints every loss and recipe with its iterations) or a paper's recipe (``--recipe prffn|pcl|
+pcl_finetune|gidrn|rrlfn``, which also sets that paper's iterations / learning rate and schedule /
+batch / patch / augmentation defaults unless given explicitly; an "epoch" of a paper is read as 1000
+iterations). ``--recipe pcl_finetune`` needs ``--init-from`` (a pretrained network). ``--recipe rrlfn``
+runs RRLFN's warm-start stages from one command, each in ``<out>/stage_<k>_<name>`` (x2 from scratch,
+x4 from it, 3 restarts, the contrastive loss in the last; ``--iters`` per stage, ``--loss`` replaces the
+last stage's loss); rerunning the command resumes the unfinished stage and skips the finished ones.
 
 Data: folders of HR images; each is cropped to a multiple of the scale, its LR image made once with
 MATLAB's bicubic (``contrastive_sr_losses.metrics.imresize``) and rounded to 8 bits (``--lr-cache
@@ -16,7 +21,11 @@ patches, random flips and 90-degree rotations, loaded by a DataLoader with ``--w
 Images smaller than the HR patch are skipped (the log says how many).
 
 Training: Adam (0.9, 0.999, 1e-8), learning rate ``--lr`` multiplied by ``--lr-gamma`` every
-``--lr-step`` iterations (EDSR: 1e-4 halved every 2e5), ``--batch`` is the global batch (split
+``--lr-step`` iterations (EDSR: 1e-4 halved every 2e5), or with ``--lr-schedule cosine_restart``
+cosine annealing restarted every ``--cosine-period`` iterations down to ``--cosine-eta-min``, each
+restart at ``--cosine-restart-weight`` times the learning rate (BasicSR's CosineAnnealingRestartLR,
+stepped per iteration), ``--channel-shuffle`` adds a random colour-channel permutation to the
+augmentation, ``--batch`` is the global batch (split
 over the processes), ``--amp bf16|fp16`` on CUDA (checked against float32 on the first batch:
 ``srkit/amp.py``), ``--clip-grad``. The loss and the gradients are checked at every step:
 a NaN or Inf stops the run (``--skip-nonfinite N`` skips up to N such steps in a row instead, with no
@@ -35,6 +44,7 @@ warm start. Outputs in ``--out``: ``train.log``, ``history.json``, ``last.pt``, 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -58,7 +68,7 @@ from srkit.evaluation import (  # noqa: E402
     plot_curves,
     write_json,
 )
-from srkit.losses import RECIPES, CompositeLoss, describe_losses, parse_loss_spec  # noqa: E402
+from srkit.losses import RECIPES, CompositeLoss, Recipe, describe_losses, parse_loss_spec  # noqa: E402
 from srkit.runtime import (  # noqa: E402
     RunLog,
     UsageError,
@@ -84,13 +94,19 @@ from srkit.runtime import (  # noqa: E402
 from contrastive_sr_losses.archs import list_models  # noqa: E402
 
 CHECKPOINT_FORMAT = "contrastive-sr-losses/train/1"
-BASE_DEFAULTS = {"lr": 1e-4, "lr_step": 200_000, "batch": 16, "patch": 48, "iters": 300_000, "loss": "l1"}
+BASE_DEFAULTS = {
+    "lr": 1e-4, "lr_step": 200_000, "batch": 16, "patch": 48, "iters": 300_000, "loss": "l1",
+    "lr_schedule": "step", "cosine_period": 200_000, "cosine_eta_min": 1e-7, "cosine_restart_weight": 1.0,
+    "channel_shuffle": False,
+}
+LR_SCHEDULES = ("step", "cosine_restart")
 SCHEDULE_FLAGS = ("lr", "lr_step", "lr_gamma")  # saved in a checkpoint's optimizer / scheduler state
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=describe_losses(), formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n\n")[0], epilog=describe_losses(BASE_DEFAULTS["iters"]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--list-losses", action="store_true", help="print the losses and recipes, then exit")
     p.add_argument("--arch", default="edsr_baseline", help=f"network name, one of: {', '.join(list_models())}")
@@ -108,6 +124,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-4)")
     p.add_argument("--lr-step", type=int, default=None, help="multiply the lr by --lr-gamma every N iterations (200000)")
     p.add_argument("--lr-gamma", type=float, default=None, help="(0.5)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None, help="step (default) or cosine_restart")
+    p.add_argument("--cosine-period", type=int, default=None, help="cosine_restart: iterations per period (200000)")
+    p.add_argument("--cosine-eta-min", type=float, default=None, help="cosine_restart: the lowest lr (1e-7)")
+    p.add_argument("--cosine-restart-weight", type=float, default=None, help="cosine_restart: lr factor of the restarts (1)")
+    p.add_argument("--channel-shuffle", action=argparse.BooleanOptionalAction, default=None,
+                   help="random colour-channel permutation of the training patches (RRLFN)")
     p.add_argument("--clip-grad", type=float, default=0.0, help="clip the gradient norm to this (0: off)")
     p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast on CUDA")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -134,12 +156,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.given = {k for k in SCHEDULE_FLAGS if getattr(args, k) is not None}  # set on the command line
     if args.lr_gamma is None:
         args.lr_gamma = 0.5
+    args.explicit_loss = args.loss is not None
     for key, base in BASE_DEFAULTS.items():  # explicit flag > recipe > base default
         if getattr(args, key) is None:
             setattr(args, key, recipe.loss if (recipe and key == "loss") else (recipe.defaults.get(key, base) if recipe else base))
     if not args.train:
         p.error("--train: give at least one folder of HR training images")
-    for name in ("patch", "batch", "iters", "lr_step", "checkpoint_every", "log_every"):
+    if recipe is not None and recipe.needs_init and args.init_from is None and not args.resume:
+        p.error(f"--recipe {args.recipe} fine-tunes a pretrained network: give its weights with --init-from")
+    if recipe is not None and recipe.stages and (args.init_from is not None or args.resume not in (None, "auto")):
+        p.error(f"--recipe {args.recipe} runs its own stages (each from the previous one; rerun to resume): "
+                "no --init-from or --resume CKPT")
+    if args.lr_schedule == "cosine_restart" and not (0 <= args.cosine_eta_min < args.lr and args.cosine_restart_weight > 0):
+        p.error("--cosine-eta-min must be in [0, --lr) and --cosine-restart-weight > 0")
+    for name in ("patch", "batch", "iters", "lr_step", "cosine_period", "checkpoint_every", "log_every"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.val_every < 0 or args.workers < 0 or args.val_max_images < 0:
@@ -156,6 +186,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.out is None:
         args.out = Path("runs") / f"{args.arch}_x{args.scale}"
     return args
+
+
+def make_schedule(args: argparse.Namespace) -> Any:
+    """A function ``optimizer -> LRScheduler`` for ``--lr-schedule`` (stepped once per iteration)."""
+    if args.lr_schedule == "step":
+        return lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=args.lr_step, gamma=args.lr_gamma)
+    period, eta_min, weight = args.cosine_period, args.cosine_eta_min, args.cosine_restart_weight
+
+    def make(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        bases = [group["lr"] for group in opt.param_groups]
+
+        def factor(base: float) -> Any:
+            def f(t: int) -> float:  # BasicSR: eta_min + w * (base - eta_min) * (1 + cos(pi * t' / period)) / 2
+                w = 1.0 if t < period else weight
+                return (eta_min + w * 0.5 * (base - eta_min) * (1 + math.cos(math.pi * (t % period) / period))) / base
+
+            return f
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, [factor(b) for b in bases])
+
+    return make
+
+
+def run_stages(args: argparse.Namespace, recipe: Recipe, dist_info: Any, device: torch.device) -> dict[str, Any]:
+    """A staged recipe from one command: stage k trains in ``<out>/stage_<k>_<name>`` from the weights
+    of stage k - 1 (``--init-from``; the first from scratch); an interrupted stage resumes from its
+    ``last.pt``, a finished one (``done.json``) is skipped."""
+    out: Path = args.out
+    results, previous = [], None
+    for k, stage in enumerate(recipe.stages, start=1):
+        stage_args = argparse.Namespace(**vars(args))
+        last = k == len(recipe.stages)
+        stage_args.loss = args.loss if (last and args.explicit_loss) else stage.loss
+        stage_args.scale = stage.scale or args.scale
+        stage_args.out = out / f"stage_{k}_{stage.name}"
+        stage_args.init_from = previous
+        stage_args.resume = "auto"
+        stage_args.label = f"{args.label or out.name} {stage.name}"
+        done = stage_args.out / "done.json"
+        if done.is_file():
+            result = json.loads(done.read_text())
+            if dist_info.main:
+                print(f"stage {k}/{len(recipe.stages)} {stage.name}: done in {stage_args.out}, skipped")
+        else:
+            result = train(stage_args, dist_info, device)
+            dist_info.barrier()
+            if dist_info.main:
+                write_json(result, done)
+        results.append({"stage": stage.name, **result})
+        previous = Path(result["checkpoint"])
+    return {"out": str(out), "stages": results, "checkpoint": results[-1]["checkpoint"]}
 
 
 def describe_run(args: argparse.Namespace, arch_kwargs: dict[str, Any], loss_spec: str) -> dict[str, Any]:
@@ -231,13 +312,16 @@ def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.list_losses:
-        print(describe_losses())
+        print(describe_losses(BASE_DEFAULTS["iters"]))
         return {}
     if args.threads:
         torch.set_num_threads(args.threads)
     device_name = str(parse_device(args.device))
     dist_info, device = setup_distributed(device_name)
+    recipe = RECIPES[args.recipe] if args.recipe else None
     try:
+        if recipe is not None and recipe.stages:
+            return run_stages(args, recipe, dist_info, device)
         return train(args, dist_info, device)
     finally:
         teardown_distributed(dist_info)
@@ -271,9 +355,13 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
 
     seed_everything(derive_seed(args.seed, "init"))  # the same initial weights on every process
     model = build_model(args.arch, args.scale, arch_kwargs).to(device)
-    criterion = CompositeLoss(args.loss, device, distributed=dist_info.enabled, fp16_scaler=args.amp == "fp16")
+    schedule = make_schedule(args)
+    criterion = CompositeLoss(
+        args.loss, device, distributed=dist_info.enabled, fp16_scaler=args.amp == "fp16",
+        generator_lr=args.lr, generator_schedule=schedule,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
+    scheduler = schedule(optimizer)
     scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
     history: dict[str, Any] = {"label": args.label or out.name, "run": run, "validation": [], "train": []}
     start_iter = 0
@@ -329,7 +417,7 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
     )
     sampler = StreamBatchSampler(len(usable), args.batch, args.seed, start_iter, args.iters, dist_info.rank, dist_info.world)
     loader = DataLoader(
-        PatchDataset(usable, args.scale, args.patch), batch_sampler=sampler, num_workers=args.workers,
+        PatchDataset(usable, args.scale, args.patch, args.channel_shuffle), batch_sampler=sampler, num_workers=args.workers,
         pin_memory=device.type == "cuda",
     )
 

@@ -145,3 +145,28 @@ def test_bicubic_x4_on_set5_matches_the_literature():
     # Bicubic x4 on Set5, PSNR-Y 28.42 dB in the SR literature's tables (e.g. EDSR, RCAN papers).
     result = evaluate.main(["--scale", "4", "--test", str(SHARED_DATA / "Set5"), "--lpips", "none", "--no-progress"])
     assert result["results"]["bicubic"]["Set5"]["psnr"] == pytest.approx(28.42, abs=0.02)
+
+
+def test_grayscale_test_images_are_scored_on_their_one_channel(tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "gray").mkdir()
+    levels = (rng.random((20, 24)) * 255).astype(np.uint8)
+    Image.fromarray(levels, mode="L").save(tmp_path / "gray" / "g.png")
+    result = evaluate.main(["--scale", "2", "--test", str(tmp_path / "gray"), "--lpips", "none", "--no-progress"])
+    row = result["results"]["bicubic"]["gray"]
+    # naive: bicubic on the gray levels themselves, PSNR of the levels 0..255 after a 2-pixel crop
+    hr = torch.from_numpy(levels).double()[None] / 255
+    sr = quantize(imresize(quantize(imresize(hr, 1 / 2)), 2))
+    mse = (sr - hr)[:, 2:-2, 2:-2].mul(255).pow(2).mean().item()
+    assert row["psnr"] == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
+    assert row["ssim"] == pytest.approx(ssim_y(sr[None], hr[None], crop_border=2).item(), abs=1e-12)
+    rounded = evaluate.main(["--scale", "2", "--test", str(tmp_path / "gray"), "--lpips", "none", "--no-progress", "--round-y"])
+    assert rounded["results"]["bicubic"]["gray"]["psnr"] == pytest.approx(row["psnr"], abs=1e-9)  # levels are integers
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "Set14" / "bridge.png").is_file(), reason="../shared/data/Set14 is absent")
+def test_bridge_x2_bicubic_is_scored_as_the_literature_scores_a_grayscale_image(tmp_path):
+    (tmp_path / "Set14").mkdir()
+    (tmp_path / "Set14" / "bridge.png").write_bytes((SHARED_DATA / "Set14" / "bridge.png").read_bytes())
+    result = evaluate.main(["--scale", "2", "--test", str(tmp_path / "Set14"), "--lpips", "none", "--no-progress"])
+    assert result["results"]["bicubic"]["Set14"]["psnr"] == pytest.approx(26.57, abs=0.01)  # 27.89 as RGB

@@ -620,3 +620,85 @@ def test_cuda_matches_cpu_with_a_cpu_generator():
     with torch.autocast("cuda", dtype=torch.bfloat16):
         loss = pcl(sr.detach().cuda().requires_grad_(True), hr.cuda())
     loss.backward()
+
+
+# ------------------------------------------------------------------------------------------------
+# the authors' forms (issue 14): flattened eq 7, their samples, the discriminator's schedule and inputs
+# ------------------------------------------------------------------------------------------------
+def _authors_patch_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The released code's 'patchD' loss re-implemented: every logit flattened into one set, then
+    cross-entropy of [r_i, all fakes] with target 0, plus the same with the roles and signs swapped."""
+    r, f = real.reshape(-1), fake.reshape(-1)
+
+    def half(t1, t2):
+        logits = torch.cat([t1[:, None], t2[None, :].expand(t1.shape[0], -1)], dim=1)
+        return F.cross_entropy(logits, torch.zeros(t1.shape[0], dtype=torch.long))
+
+    return half(r, f) + half(-f, -r)
+
+
+def test_flattened_discriminator_loss_is_the_authors_patch_d():
+    real, fake = torch.randn(3, 1, 4, 4, dtype=torch.float64), torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    got = contrastive_discriminator_loss(real, fake, form="flattened")
+    torch.testing.assert_close(got, _authors_patch_d(real, fake))
+    assert not torch.allclose(got, contrastive_discriminator_loss(real, fake))
+    # equal logits: -log(1 / (1 + B P)) per half flattened, -log(1 / (1 + B)) per position
+    same = torch.zeros(4, 1, 4, 4)
+    assert contrastive_discriminator_loss(same, same, form="flattened").item() == pytest.approx(2 * math.log(65))
+    assert contrastive_discriminator_loss(same, same).item() == pytest.approx(2 * math.log(5))
+    with pytest.raises(ValueError, match="form must be one of 'per_position', 'flattened'"):
+        contrastive_discriminator_loss(same, same, form="flat")
+
+
+def test_authors_sample_form_matches_the_released_code():
+    crit = FrequencyContrastiveLoss(_tiny_disc(), layers=(0, 2), lr_negative=True, sample_form="authors")
+    hr = torch.rand(1, 3, 16, 16).mul(255).round().div(255).expand(3, 3, 16, 16).contiguous()  # equal 8-bit images
+    lr = F.avg_pool2d(hr, 2)
+    positives, negatives = crit.make_samples(hr, lr, _gen(0))
+    # the LR negative: bicubic with align_corners=True, clamped to the value range
+    expected_lr = F.interpolate(lr, size=(16, 16), mode="bicubic", align_corners=True).clamp(0, 1)
+    torch.testing.assert_close(negatives[:, 0], expected_lr)
+    blurred, sharpened = negatives[:, 1:], positives[:, 1:]
+    torch.testing.assert_close(blurred[1], blurred[0])  # one blur per copy for the whole batch
+    assert not torch.equal(sharpened[1], sharpened[0])  # one sharpening factor per image
+    for t in (blurred, sharpened):
+        torch.testing.assert_close(t * 255, (t * 255).round())  # 8-bit levels
+    border = torch.ones(16, 16, dtype=torch.bool)
+    border[1:-1, 1:-1] = False
+    torch.testing.assert_close(sharpened[..., border], hr.unsqueeze(1).expand_as(sharpened)[..., border])
+    with pytest.raises(ValueError, match="sample_form must be one of 'library', 'authors'"):
+        FrequencyContrastiveLoss(_tiny_disc(), layers=(0, 2), sample_form="paper")
+
+
+def test_trainer_follows_a_schedule_and_saves_it():
+    step_lr = lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)  # noqa: E731
+    pcl = PCLTrainer(_criterion(), lr=1e-3, scheduler=step_lr)
+    sr, hr = _pair()
+    lrs = []
+    for _ in range(4):
+        pcl.discriminator_step(sr, hr)
+        lrs.append(pcl.optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
+    other = PCLTrainer(_criterion(), lr=1e-3, scheduler=step_lr)
+    other.load_state_dict(pcl.state_dict())
+    assert other.scheduler.last_epoch == 4 and other.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-4)
+    with pytest.raises(TypeError, match="scheduler must be a function"):
+        PCLTrainer(_criterion(), scheduler=3)
+
+
+@pytest.mark.parametrize("form", ["per_position", "flattened"])
+def test_augmented_discriminator_step_feeds_sharpened_reals_and_blurred_fakes(form):
+    crit = _criterion()
+    reference = _criterion()
+    reference.discriminator.load_state_dict(crit.discriminator.state_dict())
+    pcl = PCLTrainer(crit, lr=1e-3, augment_discriminator=True, discriminator_form=form)
+    sr, hr = _pair()
+    got = pcl.discriminator_step(sr, hr, generator=_gen(5))
+    g = _gen(5)  # the same draws, in the same order: sharpened copies first, then blurred ones
+    reals = torch.cat([hr, crit.sharpen(hr, generator=g).flatten(0, 1)])
+    fakes = torch.cat([sr.detach(), crit.blur(hr, generator=g).flatten(0, 1)])
+    disc = reference.discriminator.train()
+    with torch.no_grad():
+        expected = contrastive_discriminator_loss(disc(reals), disc(fakes), form=form)
+    assert reals.shape[0] == 2 * crit.num_positives and fakes.shape[0] == 2 * (1 + crit.num_negatives)
+    torch.testing.assert_close(got, expected)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from contrastive_sr_losses.functional import rgb_to_y
+from contrastive_sr_losses.functional import rgb_to_gray, rgb_to_y
 from contrastive_sr_losses.functional.filters import gaussian_kernel1d
 from contrastive_sr_losses.metrics import LPIPS, ReferenceY, imresize, lpips, psnr_y, quantize, ssim_y
 
@@ -47,6 +47,39 @@ def test_psnr_y_hand_computed():
     assert got.tolist() == pytest.approx([expected, expected])
 
 
+def test_one_channel_images_are_scored_on_their_own_levels():
+    # grayscale: the channel is Y, levels 0..255, so one 8-bit level everywhere is 20 log10(255) dB
+    hr = torch.zeros(2, 1, 6, 6)
+    assert psnr_y(torch.full_like(hr, 1 / 255), hr).tolist() == pytest.approx([20 * math.log10(255)] * 2)
+    # the same gray image as three equal channels is scored on 16 + 219/255 * level instead
+    g_sr, g_hr = torch.rand(1, 1, 24, 24), torch.rand(1, 1, 24, 24)
+    mse = (quantize(g_sr.double()) - quantize(g_hr.double())).mul(255).pow(2).mean().item()
+    assert psnr_y(g_sr, g_hr).item() == pytest.approx(10 * math.log10(255**2 / mse), rel=1e-12)
+    rgb = psnr_y(g_sr.expand(1, 3, 24, 24), g_hr.expand(1, 3, 24, 24)).item()
+    assert rgb - psnr_y(g_sr, g_hr).item() == pytest.approx(20 * math.log10(255 / 219), abs=1e-9)
+    # SSIM on one channel is SSIM of the levels: the formula on two flat images
+    a, b = torch.full((1, 1, 16, 16), 100 / 255), torch.full((1, 1, 16, 16), 120 / 255)
+    c1 = (0.01 * 255) ** 2
+    assert ssim_y(a, b).item() == pytest.approx((2 * 100 * 120 + c1) / (100**2 + 120**2 + c1), rel=1e-12)
+    assert rgb_to_gray(g_hr.double().expand(1, 3, 24, 24)).sub(g_hr.double()).abs().max().item() < 1e-12
+
+
+def test_round_y_rounds_the_luma_to_8_bits_like_matlab_uint8():
+    # R = 1/255: Y = 16 + 65.481/255 = 16.2568 -> 16 with MATLAB's uint8 rgb2ycbcr, so it equals black
+    hr = torch.zeros(1, 3, 12, 12)
+    sr = hr.clone()
+    sr[:, 0] = 1 / 255
+    assert psnr_y(sr, hr, round_y=True).item() == math.inf
+    assert psnr_y(sr, hr).item() == pytest.approx(10 * math.log10(255**2 / (65.481 / 255) ** 2))
+    # a naive re-implementation: round Y, then the plain PSNR / SSIM formulas on the levels
+    sr, hr = torch.rand(2, 3, 20, 20), torch.rand(2, 3, 20, 20)
+    y_sr, y_hr = rgb_to_y(quantize(sr.double())).round(), rgb_to_y(quantize(hr.double())).round()
+    mse = (y_sr - y_hr).pow(2).mean(dim=(1, 2, 3))
+    assert psnr_y(sr, hr, round_y=True).tolist() == pytest.approx((10 * torch.log10(255**2 / mse)).tolist(), rel=1e-12)
+    as_gray = ssim_y(y_sr / 255, y_hr / 255)  # the integer levels given as one-channel images
+    assert ssim_y(sr, hr, round_y=True).tolist() == pytest.approx(as_gray.tolist(), rel=1e-12)
+
+
 def test_psnr_y_crops_border_and_rounds():
     hr = torch.rand(1, 3, 10, 10)
     sr = hr.clone()
@@ -64,8 +97,10 @@ def test_psnr_y_crops_border_and_rounds():
 def test_psnr_y_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         psnr_y(torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10), **kwargs)
-    with pytest.raises(ValueError, match=r"RGB of shape \(N, 3, H, W\)"):
-        psnr_y(torch.rand(1, 1, 10, 10), torch.rand(1, 1, 10, 10))
+    with pytest.raises(ValueError, match=r"RGB of shape \(N, 3, H, W\) or one-channel"):
+        psnr_y(torch.rand(1, 2, 10, 10), torch.rand(1, 2, 10, 10))
+    with pytest.raises(TypeError, match="round_y must be a bool"):
+        psnr_y(torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10), round_y=1)
 
 
 # ---------------------------------------------------------------------------------------------- imresize
@@ -263,8 +298,8 @@ def test_reference_y_scores_like_the_functions_and_is_reusable():
 def test_ssim_y_bad_input():
     with pytest.raises(ValueError, match=r"ssim_y needs at least 11x11 pixels after cropping crop_border=2"):
         ssim_y(torch.rand(1, 3, 14, 30), torch.rand(1, 3, 14, 30), crop_border=2)
-    with pytest.raises(ValueError, match=r"RGB of shape \(N, 3, H, W\)"):
-        ssim_y(torch.rand(1, 1, 20, 20), torch.rand(1, 1, 20, 20))
+    with pytest.raises(ValueError, match=r"RGB of shape \(N, 3, H, W\) or one-channel"):
+        ssim_y(torch.rand(1, 4, 20, 20), torch.rand(1, 4, 20, 20))
     with pytest.raises(ValueError, match="same shape"):
         ssim_y(torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 21))
 

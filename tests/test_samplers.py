@@ -252,3 +252,75 @@ def test_cpu_generator_with_cuda_images(cls):
     torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-5, atol=1e-5)
     cuda_gen = torch.Generator(device="cuda").manual_seed(4)
     assert cls(k=3)(x.cuda(), generator=cuda_gen).device.type == "cuda"
+
+
+# ------------------------------------------------------------------------------------------------
+# the authors' forms (released code): per-batch draws, rectangular kernels, 8-bit rounding, kept border
+# ------------------------------------------------------------------------------------------------
+def test_rectangular_copy_equals_a_naive_2d_convolution():
+    x = torch.rand(1, 1, 11, 12, dtype=torch.float64)
+    sy, sx, size_y, size_x = 0.9, 1.6, 3, 7  # a 3-tall, 7-wide kernel
+    sizes = torch.tensor([[[size_y, size_x]]])
+    out = gaussian_blur_copies(x, torch.tensor([[[sy, sx]]], dtype=torch.float64), sizes, max_kernel_size=7)
+    gy = torch.exp(-((torch.arange(size_y) - 1.0) ** 2) / (2 * sy**2)).double()
+    gx = torch.exp(-((torch.arange(size_x) - 3.0) ** 2) / (2 * sx**2)).double()
+    kernel = torch.outer(gy, gx) / (gy.sum() * gx.sum())
+    padded = F.pad(x, (3, 3, 1, 1), mode="reflect")
+    expected = torch.empty_like(x)
+    for yy in range(11):
+        for xx in range(12):
+            expected[0, 0, yy, xx] = (padded[0, 0, yy : yy + size_y, xx : xx + size_x] * kernel).sum()
+    torch.testing.assert_close(out[0, 0], expected[0])
+
+
+def test_rectangular_draws_both_sizes_independently():
+    sigma, sizes = RandomGaussianBlur(k=64, rectangular=True).sample_parameters(4, generator=_gen(0))
+    assert sizes.shape == (4, 64, 2) and bool((sizes[..., 0] != sizes[..., 1]).any())
+    assert set(sizes.unique().tolist()) <= {3, 5, 7, 9, 11}
+
+
+@pytest.mark.parametrize("cls", [RandomGaussianBlur, RandomSharpen])
+def test_per_batch_shares_each_copys_draw_across_the_batch(cls):
+    x = torch.rand(1, 3, 16, 16).expand(3, 3, 16, 16).contiguous()  # three equal images
+    per_batch = cls(k=4, per_batch=True)(x, generator=_gen(0))
+    for i in (1, 2):
+        torch.testing.assert_close(per_batch[i], per_batch[0])
+    assert not torch.equal(per_batch[0, 0], per_batch[0, 1])  # copies still differ
+    per_image = cls(k=4)(x, generator=_gen(0))
+    assert not torch.equal(per_image[1], per_image[0])
+
+
+@pytest.mark.parametrize("value_range", [1.0, 255.0])
+@pytest.mark.parametrize("cls", [RandomGaussianBlur, RandomSharpen])
+def test_quantize_rounds_to_8_bit_levels(cls, value_range):
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64) * value_range
+    plain = cls(k=3, value_range=value_range)(x, generator=_gen(3))
+    rounded = cls(k=3, value_range=value_range, quantize=True)(x, generator=_gen(3))
+    levels = rounded * 255 / value_range
+    torch.testing.assert_close(levels, levels.round())
+    torch.testing.assert_close(rounded, (plain * 255 / value_range).clamp(0, 255).round() * value_range / 255)
+
+
+def test_sharpen_keep_border_equals_a_naive_kornia_style_loop():
+    # kornia / torchvision / PIL: degenerate = 3x3 smoothing inside, the image itself on the border
+    x = torch.rand(1, 1, 6, 7, dtype=torch.float64)
+    f = 2.5
+    out = sharpen_copies(x, torch.tensor([[f]], dtype=torch.float64), value_range=None, border="keep")[0, 0, 0]
+    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float64) / 13
+    expected = x[0, 0].clone()
+    for yy in range(1, 5):
+        for xx in range(1, 6):
+            degenerate = (x[0, 0, yy - 1 : yy + 2, xx - 1 : xx + 2] * kernel).sum()
+            expected[yy, xx] = degenerate + f * (x[0, 0, yy, xx] - degenerate)
+    torch.testing.assert_close(out, expected)
+    reflect = sharpen_copies(x, torch.tensor([[f]], dtype=torch.float64), value_range=None)[0, 0, 0]
+    assert not torch.allclose(reflect[0], x[0, 0, 0])  # the default also sharpens the border
+
+
+def test_authors_form_arguments_are_checked():
+    with pytest.raises(TypeError, match="per_batch must be a bool"):
+        RandomGaussianBlur(per_batch=1)
+    with pytest.raises(ValueError, match="border must be one of 'reflect', 'keep'"):
+        RandomSharpen(border="replicate")
+    with pytest.raises(ValueError, match="quantize=True rounds to the 8-bit levels"):
+        RandomSharpen(quantize=True, value_range=None)

@@ -321,3 +321,102 @@ def test_every_registered_network_trains_and_resumes(arch, data, tmp_path):
     assert ckpt["arch"] == arch and ckpt["iteration"] == 1
     train.main([*args[: args.index("--iters")], "--iters", "2", *args[args.index("--iters") + 2 :], "--resume"])
     assert _ckpt(tmp_path / arch / "last.pt")["iteration"] == 2
+
+
+# ------------------------------------------------------------------------------------------- paper fidelity (issue 14)
+
+
+def test_rrlfn_recipe_runs_its_warm_start_stages_from_one_command(data, tmp_path, capsys):
+    out = tmp_path / "rrlfn"
+    args = _args(data, out, "--recipe", "rrlfn", "--iters", "1")
+    args[args.index("--scale") + 1] = "4"
+    args[args.index("--patch") + 1] = "4"
+    result = train.main(args)
+    names = ["stage_1_x2", "stage_2_x4", "stage_3_restart1", "stage_4_restart2", "stage_5_restart3_cl"]
+    assert [Path(s["out"]).name for s in result["stages"]] == names
+    ckpts = [_ckpt(out / n / "last.pt") for n in names]
+    assert [c["scale"] for c in ckpts] == [2, 4, 4, 4, 4]
+    assert [c["loss"] for c in ckpts] == ["1*l1"] * 4 + ["1*l1+1*random_conv"]  # contrastive only in the last
+    assert all(c["iteration"] == 1 and c["args"]["channel_shuffle"] for c in ckpts)
+    assert all(c["optimizer"]["state"][0]["step"].item() == 1 for c in ckpts)  # a fresh optimizer each stage
+    for k in range(1, 5):  # every stage after the first starts from the previous one's weights
+        assert f"init from {out / names[k - 1] / 'last.pt'}" in (out / names[k] / "train.log").read_text()
+    assert "init from" not in (out / names[0] / "train.log").read_text()
+    # rerun: finished stages are skipped; an interrupted stage (no done.json) resumes from its last.pt
+    (out / names[-1] / "done.json").unlink()
+    before = (out / names[0] / "last.pt").stat().st_mtime_ns
+    args[args.index("--iters") + 1] = "2"
+    capsys.readouterr()
+    result = train.main(args)
+    assert "stage 1/5 x2: done" in capsys.readouterr().out
+    assert (out / names[0] / "last.pt").stat().st_mtime_ns == before
+    assert _ckpt(out / names[-1] / "last.pt")["iteration"] == 2
+    assert "resumed from" in (out / names[-1] / "train.log").read_text()
+    assert result["checkpoint"] == str(out / names[-1] / "last.pt")
+
+
+def test_list_losses_states_every_recipes_iterations(capsys):
+    train.main(["--list-losses"])
+    text = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+    assert "[1,000,000 iterations]" in lines["prffn"] and "[1,000,000 iterations]" in lines["gidrn"]
+    assert "[200,000 iterations]" in lines["pcl"] and "[600,000 iterations]" in lines["pcl_finetune"]
+    assert "[5 stages x 800,000 = 4,000,000 iterations: x2 (x2, l1)" in lines["rrlfn"]
+
+
+def test_pcl_finetune_recipe_needs_a_pretrained_network_and_sets_the_scripts_schedule(capsys):
+    def usage_error(argv: list[str]) -> str:
+        with pytest.raises(SystemExit):
+            train.parse_args(argv)
+        return capsys.readouterr().err
+
+    assert "fine-tunes a pretrained network: give its weights with --init-from" in usage_error(
+        ["--train", "x", "--recipe", "pcl_finetune"])
+    args = train.parse_args(["--train", "x", "--recipe", "pcl_finetune", "--init-from", "w.pt"])
+    assert (args.lr, args.lr_schedule, args.cosine_period, args.cosine_eta_min, args.iters) == (
+        5e-5, "cosine_restart", 200_000, 1e-8, 600_000)
+    assert args.loss.startswith("l1+5*pcl(layers=(4,),lr_negative=true,sample_form=authors,d_form=flattened")
+    assert "runs its own stages" in usage_error(["--train", "x", "--recipe", "rrlfn", "--init-from", "w.pt"])
+
+
+def test_cosine_restart_schedule_by_hand():
+    args = train.parse_args(["--train", "x", "--lr", "1.0", "--lr-schedule", "cosine_restart", "--cosine-period", "4",
+                             "--cosine-eta-min", "0.1", "--cosine-restart-weight", "0.5"])
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = train.make_schedule(args)(opt)
+    lrs = []
+    for _ in range(9):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # BasicSR's CosineAnnealingRestartLR: eta_min + w * (base - eta_min) * (1 + cos(pi * t' / period)) / 2
+    expected = [0.1 + w * 0.45 * (1 + np.cos(np.pi * (t % 4) / 4)) for t, w in zip(range(9), [1] * 4 + [0.5] * 5)]
+    assert lrs == pytest.approx(expected)
+
+
+def test_channel_shuffle_permutes_lr_and_hr_alike_and_keeps_the_crop():
+    from srkit.data import Pair, random_patch
+
+    hr = torch.from_numpy(_image(3, 16, 16)).permute(2, 0, 1).contiguous()
+    pair = Pair("p", make_lr(hr, 2), hr)
+    plain = random_patch(pair, 4, 2, torch.Generator().manual_seed(7))
+    shuffled = random_patch(pair, 4, 2, torch.Generator().manual_seed(7), channel_shuffle=True)
+    perm = [int(((plain[1][None] - shuffled[1][c, None, None]).abs().sum((-1, -2)) == 0).nonzero()[0, 1]) for c in range(3)]
+    assert sorted(perm) == [0, 1, 2]
+    torch.testing.assert_close(shuffled[0], plain[0][perm])
+    torch.testing.assert_close(shuffled[1], plain[1][perm])
+
+
+def test_pcl_discriminator_keys_select_the_authors_forms():
+    spec = ("l1+pcl(d_lr=same,d_schedule=same,d_form=flattened,d_augment=true,layers=(0,2),"
+            "disc_channels=(8,8,16,16),disc_strides=(1,2,1,2),sample_form=authors)")
+    make = lambda opt: torch.optim.lr_scheduler.StepLR(opt, 10, 0.5)  # noqa: E731
+    crit = CompositeLoss(spec, torch.device("cpu"), generator_lr=3e-4, generator_schedule=make)
+    pcl = crit.trainers["pcl"]
+    assert pcl.optimizer.param_groups[0]["lr"] == 3e-4 and isinstance(pcl.scheduler, torch.optim.lr_scheduler.StepLR)
+    assert pcl.discriminator_form == "flattened" and pcl.augment_discriminator
+    assert crit.losses["pcl"].sample_form == "authors"
+    default = CompositeLoss("l1+pcl(layers=(0,2),disc_channels=(8,8,16,16),disc_strides=(1,2,1,2))", torch.device("cpu"))
+    assert default.trainers["pcl"].optimizer.param_groups[0]["lr"] == 1e-4 and default.trainers["pcl"].scheduler is None
+    with pytest.raises(UsageError, match="d_lr=same"):
+        CompositeLoss("l1+pcl(d_lr=same)", torch.device("cpu"))

@@ -6,7 +6,9 @@ Conv3x3 (no bias) + BatchNorm + LeakyReLU(0.2) with 64, 64, 128, 128, 256, 256, 
 strides 1, 2, 1, 2, 1, 2, 1, 2, then a patch head ``AdaptiveAvgPool2d(4)`` + 1x1 conv: 16 logits per
 image. This is the layout of the authors' released code (``SPEC.md`` section 2); the paper itself only
 says "the discriminator". The contrastive loss reads the outputs (after the activation) of the
-stride-1 blocks 0, 2, 4, 6 ("the first 4 intermediate layers", eq 10).
+stride-1 blocks 0, 2, 4, 6 ("the first 4 intermediate layers", eq 10). The authors' scripts pass
+``--before_relu``, which stores each block's BatchNorm output, but their LeakyReLU runs in place and
+overwrites that very tensor, so the features they compare are the activations' outputs too.
 """
 
 from __future__ import annotations

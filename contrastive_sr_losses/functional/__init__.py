@@ -1,7 +1,7 @@
 """Reusable pieces shared by the losses and metrics: region tiling, colour conversion, Gaussian
 filters, wavelet transforms."""
 
-from .color import rgb_to_y
+from .color import rgb_to_gray, rgb_to_y
 from .filters import gaussian_blur2d, gaussian_high_pass, gaussian_kernel1d
 from .regions import Tile, from_blocks, region_tiles, to_blocks
 from .wavelets import DWT2, WaveletBands, dwt2, haar_dwt, haar_idwt, high_frequency_bands, idwt2
@@ -12,6 +12,7 @@ __all__ = [
     "to_blocks",
     "from_blocks",
     "rgb_to_y",
+    "rgb_to_gray",
     "gaussian_kernel1d",
     "gaussian_blur2d",
     "gaussian_high_pass",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rgb_to_y"]
+__all__ = ["rgb_to_y", "rgb_to_gray"]
 
 # ITU-R BT.601 luma for RGB in [0, 1] giving Y in [16, 235] (MATLAB's rgb2ycbcr), the SR convention.
 _BT601_Y = (65.481, 128.553, 24.966)
@@ -24,3 +24,18 @@ def rgb_to_y(rgb: Tensor) -> Tensor:
         raise ValueError(f"rgb must have shape (..., 3, H, W), got {tuple(rgb.shape)}")
     weight = torch.tensor(_BT601_Y, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
     return (rgb * weight).sum(dim=-3, keepdim=True) + 16.0
+
+
+def rgb_to_gray(rgb: Tensor) -> Tensor:
+    """BT.601 luma on the gray scale of the input: ``(rgb_to_y(rgb) - 16) / 219``, i.e.
+    ``0.299 R + 0.587 G + 0.114 B`` (PIL's ``convert('L')``, MATLAB's ``rgb2gray``); a gray image
+    stored as three equal channels gives its gray level back. Used to score an RGB network's output
+    on a grayscale test image.
+
+    Shape: ``(..., 3, H, W)`` -> ``(..., 1, H, W)``, same dtype.
+
+    Example:
+        >>> rgb_to_gray(torch.full((3, 1, 1), 0.25, dtype=torch.float64)).item()
+        0.25
+    """
+    return (rgb_to_y(rgb) - 16.0) / 219.0

@@ -20,6 +20,19 @@ Where this implementation departs from the authors' released code, on purpose:
   constant); the discriminator's parameters get no gradient from it;
 * the discriminator runs in eval mode in that pass: BatchNorm uses its running statistics and does not
   update them (features then do not depend on what else is in the batch).
+
+Where it differs by default but offers the released code's form as an option (each documented where
+it is offered, and tested against a re-implementation of the released code):
+
+* eq 7 on patch logits: per position by default, ``form='flattened'`` / ``PCLTrainer(discriminator_form=
+  'flattened')`` pools all ``B x 16`` logits as the released code does;
+* the samples: ``FrequencyContrastiveLoss(sample_form='authors')`` (per-batch rectangular blurs,
+  border-keeping sharpening, 8-bit rounding, the LR negative upsampled with ``align_corners=True``
+  and clamped);
+* the discriminator's optimiser: a constant 1e-4 by default; ``PCLTrainer(lr=..., scheduler=...)``
+  takes the generator's learning rate and, if wanted, a schedule;
+* ``PCLTrainer(augment_discriminator=True)``: sharpened copies as reals and blurred copies as fakes in
+  the discriminator step (the authors' RCAN script's ``--contras_D_train``).
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -65,6 +78,8 @@ __all__ = [
 ]
 
 REDUCTIONS = ("mean", "none")
+DISCRIMINATOR_FORMS = ("per_position", "flattened")
+SAMPLE_FORMS = ("library", "authors")
 Features = Tensor | Sequence[Tensor]
 # Lower bound of the feature norms in the cosine (eq 9). The gradient of x / max(|x|, eps) is up to
 # 1 / eps where |x| < eps (a flat image has all-zero detail features), so eps bounds it; 1e-4 is a
@@ -84,7 +99,7 @@ def _check_logits(x: object, name: str) -> Tensor:
     return x
 
 
-def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *, form: str = "per_position") -> Tensor:
     r"""Contrastive discriminator loss of eq 7 (Yu et al.'s one-against-a-batch softmax cross-entropy).
 
     Every real logit is classified against all fake logits (target: the real one), and every negated
@@ -93,13 +108,20 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> 
         L_D = mean_i [ logsumexp(r_i, f_1..f_B) - r_i ] + mean_j [ logsumexp(-f_j, -r_1..-r_B) + f_j ]
 
     The paper writes eq 7 as the log-likelihood to maximise; this is its negative, to minimise. Patch
-    discriminators give several logits per image: dimension 0 is the batch, and every other position
-    (for :class:`WaveletDiscriminator`, each of the 4x4 cells) is contrasted with the same position of
-    the other batch, then everything is averaged.
+    discriminators give several logits per image (for :class:`WaveletDiscriminator`, one per 4x4 cell);
+    dimension 0 is the batch and ``form`` says what a logit is contrasted with:
+
+    * ``'per_position'`` (default): each position with the same position of the other batch (B
+      logits), then everything is averaged. Eq 7 is written per image; a cell of one image is
+      evidence about that region, and comparing it with other images' cells at other places mixes
+      regions of different content.
+    * ``'flattened'``: the authors' code (``'patchD'``): all ``B x P`` logits of each side form one
+      set, so every real cell is classified against every fake cell of the batch.
 
     Args:
         real_logits: ``(B_real, ...)`` logits of the HR images.
         fake_logits: ``(B_fake, ...)`` logits of the SR images, same trailing shape and device.
+        form: ``'per_position'`` or ``'flattened'`` (see above).
 
     Returns:
         Scalar, float32 (float64 for float64 logits).
@@ -116,9 +138,13 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> 
             "real_logits and fake_logits must share the shape after the batch dimension and the device, got "
             f"{tuple(real_logits.shape)} on {real_logits.device} and {tuple(fake_logits.shape)} on {fake_logits.device}"
         )
+    check_choice(form, "form", DISCRIMINATOR_FORMS)
     dtype = compute_dtype(real_logits, fake_logits)
-    r = real_logits.to(dtype).reshape(real_logits.shape[0], -1)  # (B_real, P)
-    f = fake_logits.to(dtype).reshape(fake_logits.shape[0], -1)  # (B_fake, P)
+    if form == "flattened":  # one set of B x P logits per side: (B_real P, 1), (B_fake P, 1)
+        r, f = real_logits.to(dtype).reshape(-1, 1), fake_logits.to(dtype).reshape(-1, 1)
+    else:
+        r = real_logits.to(dtype).reshape(real_logits.shape[0], -1)  # (B_real, P)
+        f = fake_logits.to(dtype).reshape(fake_logits.shape[0], -1)  # (B_fake, P)
     # real half: row i holds [r_i, f_1..f_B] per position; the target is the first entry
     fake_lse = torch.logsumexp(f, dim=0, keepdim=True)  # (1, P)
     real_half = torch.logaddexp(r, fake_lse) - r
@@ -296,6 +322,13 @@ class FrequencyContrastiveLoss(nn.Module):
             clamped to ``[0, value_range]``.
         sharpen_factor, blur_sigma, blur_kernel_sizes: ranges of the samplers, defaults from the
             authors' code (``(0.5, 3.0)``, ``(0.1, 2.0)``, ``(3, 5, 7, 9, 11)``).
+        sample_form: ``'library'`` (default) or ``'authors'``: how the samples are made. ``'authors'``
+            is the released code: one blur per copy for the whole batch with independently drawn
+            kernel height and width, sharpening that leaves the 1-pixel border as it is, both rounded
+            to 8 bits, and the LR negative upsampled with ``align_corners=True`` and clamped. The
+            library's form draws per image, square kernels, every pixel sharpened, no rounding, and
+            upsamples the LR with ``align_corners=False`` (the LR images' own geometry); the module
+            docstring of :mod:`contrastive_sr_losses.samplers` says why.
         reduction: ``'mean'`` (eq 10, default) or ``'none'`` (``(N,)``).
 
     Shape:
@@ -326,6 +359,7 @@ class FrequencyContrastiveLoss(nn.Module):
         sharpen_factor: tuple[float, float] = DEFAULT_SHARPEN_FACTOR,
         blur_sigma: tuple[float, float] = DEFAULT_BLUR_SIGMA,
         blur_kernel_sizes: Sequence[int] = DEFAULT_BLUR_KERNEL_SIZES,
+        sample_form: str = "library",
         reduction: str = "mean",
     ) -> None:
         super().__init__()
@@ -340,10 +374,20 @@ class FrequencyContrastiveLoss(nn.Module):
             raise TypeError(f"lr_negative must be a bool, got {type(lr_negative).__name__}")
         self.lr_negative = lr_negative
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.sample_form = check_choice(sample_form, "sample_form", SAMPLE_FORMS)
+        authors = sample_form == "authors"
+        if authors and value_range is None:
+            raise ValueError("sample_form='authors' rounds the samples to 8 bits of [0, value_range]: give a value_range")
         num_blurred = self.num_negatives - int(lr_negative)
         # Samplers exist only when they make copies; their arguments are checked either way.
-        sharpen = RandomSharpen(max(1, self.num_positives - 1), factor=sharpen_factor, value_range=value_range)
-        blur = RandomGaussianBlur(max(1, num_blurred), sigma=blur_sigma, kernel_sizes=blur_kernel_sizes)
+        sharpen = RandomSharpen(
+            max(1, self.num_positives - 1), factor=sharpen_factor, value_range=value_range,
+            border="keep" if authors else "reflect", quantize=authors,
+        )
+        blur = RandomGaussianBlur(
+            max(1, num_blurred), sigma=blur_sigma, kernel_sizes=blur_kernel_sizes,
+            per_batch=authors, rectangular=authors, quantize=authors, value_range=value_range or 1.0,
+        )
         self.sharpen = sharpen if self.num_positives > 1 else None
         self.blur = blur if num_blurred > 0 else None
         self.value_range = sharpen.value_range
@@ -364,7 +408,10 @@ class FrequencyContrastiveLoss(nn.Module):
                 positives.append(self.sharpen(hr, generator=generator))
             negatives = []
             if self.lr_negative:
-                negatives.append(upsample_negative(lr, hr).unsqueeze(1))  # type: ignore[arg-type]
+                authors = self.sample_form == "authors"
+                clamp_to = self.value_range if authors else None
+                up = upsample_negative(lr, hr, align_corners=authors, clamp_to=clamp_to)  # type: ignore[arg-type]
+                negatives.append(up.unsqueeze(1))
             if self.blur is not None:
                 negatives.append(self.blur(hr, generator=generator))
             return torch.cat(positives, dim=1), torch.cat(negatives, dim=1)
@@ -415,7 +462,7 @@ class FrequencyContrastiveLoss(nn.Module):
         return (
             f"num_positives={self.num_positives}, num_negatives={self.num_negatives}, layers={self.layers}, "
             f"temperature={self.temperature}, lr_negative={self.lr_negative}, value_range={self.value_range}, "
-            f"reduction={self.reduction!r}"
+            f"sample_form={self.sample_form!r}, reduction={self.reduction!r}"
         )
 
 
@@ -459,14 +506,30 @@ class PCLTrainer:
             them on the training device first).
         lr, betas, eps: of the default optimizer, ``Adam(discriminator.parameters(), lr=1e-4,
             betas=(0.9, 0.999), eps=1e-8)``: the paper's Adam settings (section 3.5) and EDSR's
-            learning rate; the paper gives no learning rate for the discriminator.
+            learning rate; the paper gives no learning rate for the discriminator. The authors' code
+            builds the discriminator's Adam with the generator's learning rate and scheduler settings,
+            but never steps that scheduler (its ``Loss.step`` looks for ``.scheduler`` on the loss
+            module, which keeps it on its optimizer): their discriminator runs at the generator's
+            *initial* learning rate throughout. Pass the generator's ``lr`` for that form.
         optimizer: an optimizer over the discriminator's parameters, to use instead of the default.
         grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step (float16 autocast).
+        scheduler: ``None`` (default: a constant learning rate) or a function building a learning-rate
+            scheduler over the trainer's optimizer, e.g. ``lambda opt: StepLR(opt, 200_000, 0.5)`` to
+            follow the generator's schedule; stepped after every discriminator step (per iteration, as
+            ``examples/train.py`` steps the generator's) and saved in :meth:`state_dict`.
+        discriminator_form: ``'per_position'`` (default) or ``'flattened'`` (the authors' code):
+            how patch logits are contrasted in eq 7 (:func:`contrastive_discriminator_loss`).
+        augment_discriminator: also feed the discriminator the criterion's sharpened copies of ``hr``
+            as reals and its blurred copies as fakes (the authors' RCAN script, ``--contras_D_train``;
+            the LR negative is not used there). Default False: the paper's eq 7, HR against SR only.
+            The copies are drawn for the step, independently of the generator-side ones (the released
+            code reuses the same copies).
 
     Attributes:
-        criterion, discriminator, optimizer, grad_scaler; ``steps`` (discriminator steps made),
-        ``skipped_steps`` (steps skipped because the eq 7 loss was NaN or Inf) and
-        ``last_discriminator_loss`` (detached tensor of the last eq 7 value, None before the first).
+        criterion, discriminator, optimizer, grad_scaler, scheduler (or None); ``steps``
+        (discriminator steps made), ``skipped_steps`` (steps skipped because the eq 7 loss was NaN or
+        Inf) and ``last_discriminator_loss`` (detached tensor of the last eq 7 value, None before the
+        first).
 
     A batch whose discriminator loss is NaN or Inf (a NaN in ``sr``, a diverging generator) does not
     poison the discriminator: the step is skipped with a warning, and the discriminator's weights,
@@ -496,6 +559,9 @@ class PCLTrainer:
         eps: float = 1e-8,
         optimizer: torch.optim.Optimizer | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
+        discriminator_form: str = "per_position",
+        augment_discriminator: bool = False,
     ) -> None:
         if not isinstance(criterion, FrequencyContrastiveLoss):
             raise TypeError(f"criterion must be a FrequencyContrastiveLoss, got {type(criterion).__name__}")
@@ -517,12 +583,31 @@ class PCLTrainer:
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.grad_scaler = grad_scaler
+        if scheduler is not None and not callable(scheduler):
+            raise TypeError(f"scheduler must be a function optimizer -> LRScheduler, got {type(scheduler).__name__}")
+        self.scheduler = scheduler(optimizer) if scheduler is not None else None
+        self.discriminator_form = check_choice(discriminator_form, "discriminator_form", DISCRIMINATOR_FORMS)
+        if not isinstance(augment_discriminator, bool):
+            raise TypeError(f"augment_discriminator must be a bool, got {type(augment_discriminator).__name__}")
+        self.augment_discriminator = augment_discriminator
         self.steps = 0
         self.skipped_steps = 0
         self.last_discriminator_loss: Tensor | None = None
 
-    def discriminator_step(self, sr: Tensor, hr: Tensor) -> Tensor:
-        """One optimizer step of the discriminator on eq 7 with ``hr`` real and ``sr.detach()`` fake.
+    def _augmented(self, sr: Tensor, hr: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Reals ``[hr, sharpened copies]`` and fakes ``[sr, blurred copies]`` stacked on the batch axis."""
+        crit = self.criterion
+        reals, fakes = [hr], [sr]
+        with torch.no_grad():
+            if crit.sharpen is not None:
+                reals.append(crit.sharpen(hr, generator=generator).flatten(0, 1))
+            if crit.blur is not None:
+                fakes.append(crit.blur(hr, generator=generator).flatten(0, 1))
+        return torch.cat(reals), torch.cat(fakes)
+
+    def discriminator_step(self, sr: Tensor, hr: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """One optimizer step of the discriminator on eq 7 with ``hr`` real and ``sr.detach()`` fake
+        (with ``augment_discriminator``, also the sharpened copies real and the blurred ones fake).
 
         Returns the detached loss. A NaN or Inf loss skips the step (``skipped_steps``, a warning) and
         restores the BatchNorm statistics that its forward passes updated."""
@@ -538,10 +623,13 @@ class PCLTrainer:
         disc = self.discriminator
         dtype = module_dtype(disc, compute_dtype(sr, hr))
         saved_buffers = [b.detach().clone() for b in disc.buffers()]  # BatchNorm statistics, small
+        reals, fakes = hr.detach(), sr.detach()
+        if self.augment_discriminator:
+            reals, fakes = self._augmented(fakes, reals, generator)
         with torch.enable_grad(), _training_mode(disc, True):
-            real = disc(hr.detach().to(dtype))
-            fake = disc(sr.detach().to(dtype))
-            loss = contrastive_discriminator_loss(real, fake)
+            real = disc(reals.to(dtype))
+            fake = disc(fakes.to(dtype))
+            loss = contrastive_discriminator_loss(real, fake, form=self.discriminator_form)
         self.last_discriminator_loss = loss.detach()
         if not _finite_everywhere(self.last_discriminator_loss):  # the one host sync of the step
             with torch.no_grad():
@@ -565,17 +653,19 @@ class PCLTrainer:
             else:
                 loss.backward()
                 self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         self.steps += 1
         return self.last_discriminator_loss
 
     def __call__(
         self, sr: Tensor, hr: Tensor, lr: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        self.discriminator_step(sr, hr)
+        self.discriminator_step(sr, hr, generator=generator)
         return self.criterion(sr, hr, lr, generator=generator)
 
     def state_dict(self) -> dict[str, Any]:
-        """Discriminator weights and buffers, optimizer state, grad scaler state, step counts."""
+        """Discriminator weights and buffers, optimizer state, grad scaler and scheduler states, step counts."""
         state: dict[str, Any] = {
             "discriminator": self.discriminator.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -584,6 +674,8 @@ class PCLTrainer:
         }
         if self.grad_scaler is not None:
             state["grad_scaler"] = self.grad_scaler.state_dict()
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -599,6 +691,8 @@ class PCLTrainer:
         self.skipped_steps = int(state.get("skipped_steps", 0))  # absent in states saved before it existed
         if self.grad_scaler is not None and "grad_scaler" in state:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
 
     def __repr__(self) -> str:
         return f"PCLTrainer(steps={self.steps}, optimizer={type(self.optimizer).__name__}, criterion={self.criterion!r})"

@@ -33,11 +33,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 @dataclass
 class Pair:
-    """One image: its name, LR ``(3, h, w)`` and HR ``(3, h * scale, w * scale)`` as uint8."""
+    """One image: its name, LR ``(3, h, w)`` and HR ``(3, h * scale, w * scale)`` as uint8.
+
+    ``gray``: the file is a grayscale image (kept here as three equal channels, which is what the
+    RGB networks take); evaluation scores it on its one channel, as the literature does.
+    """
 
     name: str
     lr: Tensor
     hr: Tensor
+    gray: bool = False
 
 
 def list_images(folder: str | Path, flag: str) -> list[Path]:
@@ -84,6 +89,16 @@ def read_rgb(path: Path) -> Tensor:
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UsageError(f"cannot read image {path}: {err}") from err
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+def is_grayscale(path: Path) -> bool:
+    """True for a one-band image file (PIL modes ``1``, ``L``, ``LA``, ``I``, ``I;16``, ``F``), e.g.
+    Set14's ``bridge.png``; reads only the header."""
+    try:
+        with Image.open(path) as im:
+            return set(im.getbands()) - {"A"} <= {"1", "L", "I", "F"}
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UsageError(f"cannot read image {path}: {err}") from err
 
 
 def write_rgb(img: Tensor, path: Path) -> None:
@@ -135,13 +150,18 @@ def load_pairs(
                     tmp = cached.with_suffix(".tmp.png")
                     write_rgb(lr, tmp)
                     tmp.replace(cached)
-            pairs.append(Pair(f"{Path(folder).name}/{path.name}", lr, hr))
+            pairs.append(Pair(f"{Path(folder).name}/{path.name}", lr, hr, is_grayscale(path)))
     return pairs
 
 
-def random_patch(pair: Pair, lr_patch: int, scale: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+def random_patch(
+    pair: Pair, lr_patch: int, scale: int, gen: torch.Generator, channel_shuffle: bool = False
+) -> tuple[Tensor, Tensor]:
     """Aligned random ``(lr_patch, lr_patch)`` / ``(lr_patch * scale, ...)`` crops, random flips and
-    90-degree rotation (the 8 dihedral transforms with equal probability), as float in [0, 1]."""
+    90-degree rotation (the 8 dihedral transforms with equal probability), as float in [0, 1].
+    ``channel_shuffle``: also one random permutation of the colour channels for both (RRLFN's
+    augmentation, seed 003 section 2.1); drawn after the others, so the crops and flips are the same
+    with or without it."""
     h, w = pair.lr.shape[-2:]
     y = int(torch.randint(h - lr_patch + 1, (1,), generator=gen))
     x = int(torch.randint(w - lr_patch + 1, (1,), generator=gen))
@@ -154,16 +174,20 @@ def random_patch(pair: Pair, lr_patch: int, scale: int, gen: torch.Generator) ->
         lr, hr = lr.flip(-2), hr.flip(-2)
     if rot:
         lr, hr = lr.transpose(-1, -2), hr.transpose(-1, -2)
+    if channel_shuffle:
+        perm = torch.randperm(lr.shape[0], generator=gen)
+        lr, hr = lr[perm], hr[perm]
     return to_float(lr.contiguous()), to_float(hr.contiguous())
 
 
 class PatchDataset(Dataset):
     """Random training patches; item ``(image index, sample seed)`` -> ``(lr, hr)`` float tensors."""
 
-    def __init__(self, pairs: Sequence[Pair], scale: int, lr_patch: int) -> None:
+    def __init__(self, pairs: Sequence[Pair], scale: int, lr_patch: int, channel_shuffle: bool = False) -> None:
         self.pairs = list(pairs)
         self.scale = scale
         self.lr_patch = lr_patch
+        self.channel_shuffle = channel_shuffle
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -171,7 +195,7 @@ class PatchDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, Tensor]:
         index, seed = key
         gen = torch.Generator().manual_seed(seed)
-        return random_patch(self.pairs[index], self.lr_patch, self.scale, gen)
+        return random_patch(self.pairs[index], self.lr_patch, self.scale, gen, self.channel_shuffle)
 
 
 class StreamBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -21,6 +21,12 @@ bicubic-upsampled LR image).
 ``pcl`` trains its embedding, a wavelet discriminator, alternately with the SR network: every training
 call makes one discriminator step (eq 7, its own Adam, learning rate ``d_lr``, default 1e-4) and then
 returns the generator-side loss (:class:`~contrastive_sr_losses.losses.frequency_contrastive.PCLTrainer`).
+Its discriminator keys: ``d_lr`` (a number, or ``same``: the generator's ``--lr``, as the authors'
+code), ``d_schedule`` (``constant``, default, as the authors' code in effect; or ``same``: the
+generator's schedule), ``d_form`` (``per_position``, default, or ``flattened``: the authors' eq 7 on
+patch logits), ``d_augment`` (``true``: sharpened copies as reals and blurred ones as fakes, the
+authors' ``--contras_D_train``); the other keys go to ``FrequencyContrastiveLoss`` (e.g.
+``sample_form=authors``, ``layers=(4,)``).
 Under ``torchrun`` the discriminator's gradients are averaged over the processes before its step and
 its BatchNorm statistics are broadcast from rank 0 after it (what DDP does for a wrapped module).
 Its state (discriminator, optimizer, step count) is saved in the checkpoints.
@@ -101,36 +107,99 @@ LOSSES: dict[str, LossEntry] = {
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One stage of a staged recipe: a name (its sub-folder ``<out>/stage_<k>_<name>``), its loss and
+    its scale (None: the run's ``--scale``). Every stage after the first starts from the previous
+    stage's weights (``--init-from``: fresh optimizer, the same schedule from its start)."""
+
+    name: str
+    loss: str
+    scale: int | None = None
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """A paper's loss with its published weights, and its training defaults where they differ."""
+    """A paper's loss with its published weights, and its training defaults where they differ.
+
+    An "epoch" in the papers is read as 1000 iterations: PCL says so ("200,000 iterations (200
+    epochs)"), G-IDRN too ("each epoch 1000 iterations"), and it is the EDSR code's ``--test_every
+    1000`` on which PRFFN's and PCL's code build. ``stages``: run one after the other from one command
+    (``examples/train.py`` resumes an interrupted stage and skips finished ones); ``needs_init``: the
+    recipe fine-tunes a pretrained network given with ``--init-from``.
+    """
 
     loss: str
     summary: str
     defaults: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[Stage, ...] = ()
+    needs_init: bool = False
 
 
 RECIPES: dict[str, Recipe] = {
     "prffn": Recipe(
         "l1+0.1*pixel_contrastive(region=8)",
-        "Zhou et al. eq 11: L1 + 0.1 * L_cntr with 8x8 regions (S = 64)",
+        "Zhou et al. eq 11: L1 + 0.1 * L_cntr with 8x8 regions (S = 64); 1000 epochs, lr 1e-4 halved every "
+        "200 epochs, batch 16, LR patch 48",
+        {"iters": 1_000_000, "lr": 1e-4, "lr_step": 200_000},
     ),
     "pcl": Recipe(
         "l1+1*pcl",
-        "Wu et al. eq 11: L1 + alpha * L_CL, alpha = 1; 200k iterations, batch 16, LR patch 48",
-        {"iters": 200_000},
+        "Wu et al. eq 11 from scratch, as the paper reads: L1 + alpha * L_CL, alpha = 1, layers 0,2,4,6, HR + 3 "
+        "sharpened positives, 4 blurred negatives, eq 7 per patch position, discriminator Adam 1e-4 constant; "
+        "200k iterations (200 epochs), batch 16, LR patch 48 (the paper gives no learning rate: EDSR's 1e-4 "
+        "halved every 2e5). The authors' released scripts instead fine-tune pretrained networks (lr 5e-5 or "
+        "5e-6, cosine restarts, CL weight 3 to 5, layer 4 only): --recipe pcl_finetune",
+        {"iters": 200_000, "lr": 1e-4, "lr_step": 200_000},
+    ),
+    "pcl_finetune": Recipe(
+        "l1+5*pcl(layers=(4,),lr_negative=true,sample_form=authors,d_form=flattened,d_augment=true,d_lr=same)",
+        "the PCL authors' RCAN x4 script (src/scripts/RCAN_scripts/rcanx4_PCL.sh): fine-tune a pretrained "
+        "network (--init-from) with L1 + 5 * L_CL on layer 4, negatives LR + 3 blurred, positives HR + 3 "
+        "sharpened (the NLSN script's; in the RCAN script a missing line continuation drops them), the authors' "
+        "sampling, flattened patch eq 7, sharpened / blurred copies also in the discriminator step, the "
+        "discriminator at the generator's initial lr 5e-5, constant (their scheduler for it is never stepped); "
+        "generator lr 5e-5 on cosine restarts (3 periods of 200 epochs, restart weight 1, eta_min 1e-8) for "
+        "600 epochs, batch 16, LR patch 48",
+        {
+            "iters": 600_000, "lr": 5e-5, "lr_schedule": "cosine_restart", "cosine_period": 200_000,
+            "cosine_eta_min": 1e-8, "cosine_restart_weight": 1.0,
+        },
+        needs_init=True,
     ),
     "gidrn": Recipe(
         "0.4*l1+0.6*high_pass",
-        "Wang et al. table 3: 0.4 * L1 + 0.6 * L_hf; Adam lr 5e-4 halved every 2e5 iterations, batch 32, LR patch 64",
-        {"lr": 5e-4, "lr_step": 200_000, "batch": 32, "patch": 64},
+        "Wang et al. table 3: 0.4 * L1 + 0.6 * L_hf; 1000 epochs of 1000 iterations, Adam lr 5e-4 halved every "
+        "2e5 iterations, batch 32, LR patch 64",
+        {"iters": 1_000_000, "lr": 5e-4, "lr_step": 200_000, "batch": 32, "patch": 64},
     ),
     "rrlfn": Recipe(
         "l1+1*random_conv",
-        "Guo et al. eq 9 added to L1 (the overall weight is not published: 1 here); lr 5e-4 halved every "
-        "2e5 iterations; add it only in the last warm-start stage (--init-from)",
-        {"lr": 5e-4, "lr_step": 200_000},
+        "Guo et al. section 2.2, one command for the multi-stage warm start: x2 from scratch, x4 (--scale) from "
+        "it, then 3 restarts from the previous stage's weights (fresh optimizer, same schedule), eq 9 added to "
+        "L1 only in the last (its weight is not published: 1 here); 800k iterations per stage (the 800k of "
+        "table 3's RRLFN_80w2t_cls, half its 1.6M single run), lr 5e-4 halved every 2e5 iterations, flips, "
+        "rotations and channel shuffle",
+        {"iters": 800_000, "lr": 5e-4, "lr_step": 200_000, "channel_shuffle": True},
+        stages=(
+            Stage("x2", "l1", scale=2),
+            Stage("x4", "l1"),
+            Stage("restart1", "l1"),
+            Stage("restart2", "l1"),
+            Stage("restart3_cl", "l1+1*random_conv"),
+        ),
     ),
 }
+
+
+def recipe_iterations(recipe: Recipe, base_iters: int) -> str:
+    """How long a recipe trains, for ``--list-losses``."""
+    iters = int(recipe.defaults.get("iters", base_iters))
+    if not recipe.stages:
+        return f"{iters:,} iterations"
+    names = ", ".join(
+        f"{st.name} (x{st.scale}, {st.loss})" if st.scale else f"{st.name} ({st.loss})" for st in recipe.stages
+    )
+    return f"{len(recipe.stages)} stages x {iters:,} = {len(recipe.stages) * iters:,} iterations: {names}"
 
 
 @dataclass(frozen=True)
@@ -197,8 +266,8 @@ def _available(name: str) -> bool:
         return False
 
 
-def describe_losses() -> str:
-    """The registry and the recipes as text, for ``--help`` and ``--list-losses``."""
+def describe_losses(base_iters: int = 300_000) -> str:
+    """The registry and the recipes (with their iterations) as text, for ``--help`` and ``--list-losses``."""
     lines = ["losses (--loss):"]
     for name, entry in LOSSES.items():
         flags = " [gets lr]" if entry.needs_lr else ""
@@ -206,7 +275,7 @@ def describe_losses() -> str:
         lines.append(f"  {name:<18} {entry.summary}{flags}{missing}")
     lines.append("recipes (--recipe):")
     for name, recipe in RECIPES.items():
-        lines.append(f"  {name:<18} --loss '{recipe.loss}'  ({recipe.summary})")
+        lines.append(f"  {name:<18} --loss '{recipe.loss}'  [{recipe_iterations(recipe, base_iters)}]  ({recipe.summary})")
     return "\n".join(lines)
 
 
@@ -247,7 +316,8 @@ class CompositeLoss(nn.Module):
     """
 
     def __init__(
-        self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False
+        self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False,
+        generator_lr: float | None = None, generator_schedule: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__()
         from contrastive_sr_losses.losses.frequency_contrastive import PCLTrainer
@@ -255,9 +325,17 @@ class CompositeLoss(nn.Module):
         self.terms_spec = parse_loss_spec(spec)
         self.spec = "+".join(str(t) for t in self.terms_spec)
         kwargs = {t.name: dict(t.kwargs) for t in self.terms_spec}
-        d_lr = kwargs.get("pcl", {}).pop("d_lr", 1e-4)
+        pcl_kwargs = kwargs.get("pcl", {})
+        d_lr, d_schedule = pcl_kwargs.pop("d_lr", 1e-4), pcl_kwargs.pop("d_schedule", "constant")
+        d_form, d_augment = pcl_kwargs.pop("d_form", "per_position"), pcl_kwargs.pop("d_augment", False)
+        if d_lr == "same":
+            if generator_lr is None:
+                raise UsageError("--loss pcl(d_lr=same): no generator learning rate was given to the loss")
+            d_lr = generator_lr
         if isinstance(d_lr, bool) or not isinstance(d_lr, (int, float)) or not (math.isfinite(d_lr) and d_lr > 0):
-            raise UsageError(f"--loss pcl(d_lr=...): the discriminator's learning rate must be a finite number > 0, got {d_lr!r}")
+            raise UsageError(f"--loss pcl(d_lr=...): the discriminator's learning rate must be a finite number > 0 or 'same', got {d_lr!r}")
+        if d_schedule not in ("constant", "same") or (d_schedule == "same" and generator_schedule is None):
+            raise UsageError(f"--loss pcl(d_schedule=...): 'constant' or 'same' (with a generator schedule), got {d_schedule!r}")
         terms = [Term(t.weight, t.name, kwargs[t.name]) for t in self.terms_spec]
         self.losses = nn.ModuleDict({t.name: build_term(t) for t in terms}).to(device)
         self.weights = {t.name: t.weight for t in terms}
@@ -265,9 +343,16 @@ class CompositeLoss(nn.Module):
         if "pcl" in self.losses:
             pcl = self.losses["pcl"]
             disc = pcl.discriminator
-            optimizer = _SyncedAdam(disc, d_lr) if distributed else None
+            optimizer = _SyncedAdam(disc, float(d_lr)) if distributed else None
             scaler = torch.amp.GradScaler(device.type) if fp16_scaler else None
-            self.trainers["pcl"] = PCLTrainer(pcl, lr=d_lr, optimizer=optimizer, grad_scaler=scaler)
+            try:
+                self.trainers["pcl"] = PCLTrainer(
+                    pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,
+                    scheduler=generator_schedule if d_schedule == "same" else None,
+                    discriminator_form=d_form, augment_discriminator=d_augment,  # type: ignore[arg-type]
+                )
+            except (TypeError, ValueError) as err:
+                raise UsageError(f"--loss pcl(...): {err}") from err
 
     def forward(self, sr: Tensor, hr: Tensor, lr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The weighted total (float32) and each term's unweighted value (detached, on the device:
