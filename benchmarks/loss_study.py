@@ -11,7 +11,8 @@ same order (train.py derives both from ``--seed`` alone), run the same number of
 same learning-rate schedule (halved every quarter of the run, so the last weights are not a noisy
 constant-lr point). The final weights are scored with the library's protocol (MATLAB-bicubic LR,
 PSNR-Y / SSIM-Y with ``crop = scale``, LPIPS-squeeze when its weights are present) on Set5, Set14,
-B100, Urban100 and Manga109_subset.
+B100, Urban100 and Manga109_subset (LPIPS on ``--lpips-sets``, by default Set5 and Set14: on a CPU
+it costs more than the network on the large sets).
 
 One JSON per (objective, seed) lands in ``benchmarks/results/<name>_runs/``, written atomically; a
 rerun skips the finished ones and resumes killed ones from their checkpoints (``--runs-dir``). The
@@ -45,6 +46,9 @@ sys.path.insert(0, str(ROOT / "examples"))  # srkit, train.py
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 TEST_SETS = ("Set5", "Set14", "B100", "Urban100", "Manga109_subset")
+# LPIPS (SqueezeNet, full resolution) costs ~5x the small network's forward pass on a CPU: by default
+# it is measured on the two small sets only (--lpips-sets)
+LPIPS_SETS = ("Set5", "Set14")
 TRAIN_SETS = ("T91", "BSD200")
 LPIPS_BACKBONE = Path("weights") / "squeezenet1_1-b8a52dc0.pth"
 JOB_FLAG = "--_job"
@@ -294,7 +298,10 @@ def evaluate_checkpoint(settings: dict[str, Any], ckpt_path: Path) -> tuple[dict
     tests = {name: load_pairs([data / name], scale, "--test", cache) for name in settings["test"]}
     backbone = data / LPIPS_BACKBONE
     lpips_metric = LPIPS("squeeze", backbone_path=backbone).to(device) if settings["lpips"] and backbone.is_file() else None
-    table = evaluate({"model": model}, tests, scale, device, lpips_metric=lpips_metric)["model"]
+    table: dict[str, Any] = {}
+    for name, pairs in tests.items():
+        with_lpips = lpips_metric if name in settings["lpips_sets"] else None
+        table.update(evaluate({"model": model}, {name: pairs}, scale, device, lpips_metric=with_lpips)["model"])
     out = {}
     for name, res in table.items():
         out[name] = {k: res[k] for k in METRICS if k in res}
@@ -526,6 +533,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
     p.add_argument("--train", nargs="+", default=None, help="training folders under --data (T91 BSD200)")
     p.add_argument("--test", nargs="+", default=list(TEST_SETS), help="test folders under --data")
     p.add_argument("--no-lpips", action="store_true", help="no LPIPS even when its weights are in --data")
+    p.add_argument("--lpips-sets", nargs="*", default=list(LPIPS_SETS), help="test sets scored with LPIPS too (Set5 Set14)")
     p.add_argument("--jobs", type=int, default=1, help="trainings side by side, one thread each")
     p.add_argument("--threads", type=int, default=1, help="torch threads per training (1)")
     p.add_argument("--device", default="cpu")
@@ -560,6 +568,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         "data": str(args.data.resolve()),
         "test": list(args.test),
         "lpips": not args.no_lpips,
+        "lpips_sets": list(args.lpips_sets),
         "device": args.device,
         "threads": args.threads,
         "checkpoint_every": args.checkpoint_every,
