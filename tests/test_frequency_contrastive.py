@@ -702,3 +702,37 @@ def test_augmented_discriminator_step_feeds_sharpened_reals_and_blurred_fakes(fo
         expected = contrastive_discriminator_loss(disc(reals), disc(fakes), form=form)
     assert reals.shape[0] == 2 * crit.num_positives and fakes.shape[0] == 2 * (1 + crit.num_negatives)
     torch.testing.assert_close(got, expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# value-range contract: the same objective relative to L1 for [0, 1] and [0, 255] images
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sample_form", ["library", "authors"])
+def test_value_range_contract_loss_scales_like_l1(sample_form):
+    disc = _tiny_disc().double()
+    _warm_bn(disc.float())
+    disc.double()
+    sr, hr = _pair(dtype=torch.float64)
+    hr = hr.mul(255).round().div(255)  # 8-bit levels, so the authors' rounding of the samples is exact in both ranges
+    lr = F.avg_pool2d(hr, 2)
+    sr_b = (sr.detach() * 255).requires_grad_()
+    unit = FrequencyContrastiveLoss(disc, layers=(0, 2), lr_negative=True, sample_form=sample_form)(sr, hr, lr, generator=_gen(7))
+    crit = FrequencyContrastiveLoss(disc, layers=(0, 2), lr_negative=True, sample_form=sample_form, value_range=255.0)
+    byte = crit(sr_b, hr * 255, lr * 255, generator=_gen(7))
+    torch.testing.assert_close(byte, 255 * unit, rtol=1e-6, atol=1e-9)
+    unit.backward()
+    byte.backward()
+    torch.testing.assert_close(sr_b.grad, sr.grad, rtol=1e-6, atol=1e-9)  # as L1's gradient, range-free
+
+
+def test_value_range_contract_discriminator_step_is_range_free():
+    sr, hr = _pair(n=4, dtype=torch.float64)  # float64: Adam's first step amplifies round-off of tiny gradients
+    trainers = []
+    for v in (1.0, 255.0):
+        trainer = PCLTrainer(FrequencyContrastiveLoss(_tiny_disc(seed=3).double(), layers=(0, 2), value_range=v), lr=1e-2)
+        d_loss = trainer.discriminator_step(sr.detach() * v, hr * v)
+        trainers.append((trainer, d_loss))
+    (a, la), (b, lb) = trainers
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)  # eq 7 on logits: no range in it
+    for pa, pb in zip(a.discriminator.parameters(), b.discriminator.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-7, atol=1e-9)

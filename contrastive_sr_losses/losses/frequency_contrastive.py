@@ -319,7 +319,10 @@ class FrequencyContrastiveLoss(nn.Module):
             required); default False (the paper's full method, its table 4 config 6, uses generated
             negatives only; the authors' released code uses LR + 3 blurred).
         value_range: white of the images (1.0 for [0, 1], 255.0 for [0, 255]); sharpened copies are
-            clamped to ``[0, value_range]``.
+            clamped to ``[0, value_range]``. The discriminator sees the images divided by
+            ``value_range`` (here and in :class:`PCLTrainer`'s step) and the loss is multiplied by it,
+            so it scales like L1 and ``L1 + alpha * loss`` is the same objective in either range
+            (``None``: no clamping, no scaling).
         sharpen_factor, blur_sigma, blur_kernel_sizes: ranges of the samplers, defaults from the
             authors' code (``(0.5, 3.0)``, ``(0.1, 2.0)``, ``(3, 5, 7, 9, 11)``).
         sample_form: ``'library'`` (default) or ``'authors'``: how the samples are made. ``'authors'``
@@ -392,6 +395,11 @@ class FrequencyContrastiveLoss(nn.Module):
         self.blur = blur if num_blurred > 0 else None
         self.value_range = sharpen.value_range
 
+    def to_unit_range(self, x: Tensor) -> Tensor:
+        """``x / value_range``: what the discriminator sees (no pass over ``x`` for a range of 1)."""
+        v = self.value_range
+        return x if v is None or v == 1.0 else x / v
+
     def train(self, mode: bool = True) -> "FrequencyContrastiveLoss":
         super().train(mode)
         self.discriminator.eval()
@@ -446,17 +454,19 @@ class FrequencyContrastiveLoss(nn.Module):
         positives, negatives = self.make_samples(hr, lr, generator)
         n, k_pos = positives.shape[:2]
         dtype = module_dtype(self.discriminator, compute_dtype(sr, hr))
-        anchor = self.embed(sr.to(dtype))
+        anchor = self.embed(self.to_unit_range(sr.to(dtype)))
         with torch.no_grad():
-            samples = torch.cat([positives, negatives], dim=1).flatten(0, 1).to(dtype)
+            samples = self.to_unit_range(torch.cat([positives, negatives], dim=1).flatten(0, 1).to(dtype))
             sample_features = [f.unflatten(0, (n, -1)) for f in self.embed(samples)]
-        return frequency_contrastive_loss(
+        loss = frequency_contrastive_loss(
             anchor,
             [f[:, :k_pos] for f in sample_features],
             [f[:, k_pos:] for f in sample_features],
             temperature=self.temperature,
             reduction=self.reduction,
         )
+        v = self.value_range
+        return loss if v is None or v == 1.0 else loss * v
 
     def extra_repr(self) -> str:
         return (
@@ -627,8 +637,8 @@ class PCLTrainer:
         if self.augment_discriminator:
             reals, fakes = self._augmented(fakes, reals, generator)
         with torch.enable_grad(), _training_mode(disc, True):
-            real = disc(reals.to(dtype))
-            fake = disc(fakes.to(dtype))
+            real = disc(self.criterion.to_unit_range(reals.to(dtype)))
+            fake = disc(self.criterion.to_unit_range(fakes.to(dtype)))
             loss = contrastive_discriminator_loss(real, fake, form=self.discriminator_form)
         self.last_discriminator_loss = loss.detach()
         if not _finite_everywhere(self.last_discriminator_loss):  # the one host sync of the step
