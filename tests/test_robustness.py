@@ -420,7 +420,7 @@ def test_9_the_guard_changes_no_finite_value_or_gradient():
         (["--loss", "..*l1"], "--loss: cannot parse term '..*l1'"),
         (["--loss", "0*l1"], "--loss: the weight of '0*l1' must be a finite number > 0"),
         (["--loss", "1e999*l1"], "--loss: the weight of '1e999*l1' must be a finite number > 0"),
-        (["--loss", "l1+pcl(d_lr=abc)"], "--loss pcl(d_lr=...): the discriminator's learning rate must be a finite number > 0, got 'abc'"),
+        (["--loss", "l1+pcl(d_lr=abc)"], "--loss pcl(d_lr=...): the discriminator's learning rate must be a finite number > 0 or 'same', got 'abc'"),
         (["--loss", "l1+pcl(d_lr=-1)"], "--loss pcl(d_lr=...)"),
         (["--loss", "l1+pixel_contrastive(region=100)"], "--loss 1*pixel_contrastive(region=100): region must be <="),
         (["--loss", "l1(reduction=bad)"], "--loss 1*l1(reduction=bad): bad is not a valid value for reduction"),
