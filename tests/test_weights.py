@@ -193,3 +193,20 @@ def test_load_weights_is_strict_for_networks_without_foreign_layouts():
     state.pop(next(iter(state)))
     with pytest.raises(ValueError, match="1 missing"):
         load_weights(create_model("gidrn", 2, **TINY_OVERRIDES["gidrn"]), state)
+
+
+def test_train_init_from_reads_a_basicsr_file_renamed_and_partial(tmp_path):
+    from _examples import load_script
+
+    train = load_script("train")
+    x2 = create_model("edsr_baseline", 2, n_resblocks=2, n_feats=16)
+    torch.save({"params": export_state_dict(x2, "basicsr")}, tmp_path / "edsr_x2_basicsr.pth")
+    x4 = create_model("edsr_baseline", 4, n_resblocks=2, n_feats=16)
+    lines: list[str] = []
+    train.init_from(x4, tmp_path / "edsr_x2_basicsr.pth", lines.append)
+    assert lines == [f"init from {tmp_path / 'edsr_x2_basicsr.pth'} (basicsr layout): 16/18 tensors loaded; "
+                     "fresh: tail.0.2.weight, tail.0.2.bias"]
+    torch.testing.assert_close(x4.body[0].body[2].weight, x2.body[0].body[2].weight)
+    torch.save({"iter": 3}, tmp_path / "not_weights.pth")
+    with pytest.raises(train.UsageError, match="no model state dict in it"):
+        train.init_from(x4, tmp_path / "not_weights.pth", lines.append)
