@@ -398,7 +398,8 @@ def adapter_classes(convention: Convention, module: str) -> dict[str, type[CSRLo
     defined in ``module`` (the framework module that exports them)."""
     made = {}
     for name, base in ADAPTERS.items():
-        doc = f"{base.__doc__}\n    Convention: {convention.framework}."
+        summary = (base.__doc__ or "").strip().split("\n\n")[0]
+        doc = f"{summary}\n\n{convention.framework}'s convention; options and example: :class:`{base.__name__}`."
         made[name] = type(name, (base,), {"convention": convention, "__module__": module, "__qualname__": name, "__doc__": doc})
     return made
 

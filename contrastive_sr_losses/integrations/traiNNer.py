@@ -38,7 +38,6 @@ _CLASSES = adapter_classes(TRAINNER, __name__)
 globals().update(_CLASSES)  # CSRPixelContrastiveLoss, ... (ADAPTERS)
 
 
-
 def register_traiNNer(model: bool = True) -> dict[str, type]:  # noqa: N802 (the framework's spelling)
     """Register the adapters with traiNNer-redux and (``model=True``) make ``build_model`` use an
     ``SRModel`` subclass that saves the losses' state; safe to call again. ``model=False`` for the
