@@ -13,6 +13,8 @@
 # name re-exporting rgb_to_grayscale from torchvision.transforms.functional is written into this
 # environment's torchvision, and nowhere else. The environment lives in $CSR_INTEGRATION_VENV (default
 # ~/.cache/contrastive-sr-losses/venv-integration) and is reused while it holds the pinned versions.
+# basicsr 1.4.2 is an sdist whose setup.py asks for torch at build time (setup_requires): it is built
+# without build isolation against the torch already installed (isolation would copy torch again).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +41,8 @@ if ! installed; then
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
     if ! { python3 -m venv "$VENV" \
-            && "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1 \
-            && "$PY" -m pip install -q "${PINS[@]}"; } > "$VENV.install.log" 2>&1; then
+            && "$PY" -m pip install -q torch==2.14.1 torchvision==0.29.1 cython "setuptools>=70" wheel \
+            && "$PY" -m pip install -q --no-build-isolation "${PINS[@]}"; } > "$VENV.install.log" 2>&1; then
         tail -20 "$VENV.install.log"
         echo "integration step SKIPPED: the pinned packages (${PINS[*]}) could not be installed (log: $VENV.install.log); BasicSR and spandrel were not tested"
         [[ -n "${CSR_REQUIRE_INTEGRATION:-}" ]] && exit 1
