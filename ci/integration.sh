@@ -49,7 +49,7 @@ if ! installed; then
         exit 0
     fi
 fi
-SHIM="$("$PY" -c 'import os, torchvision.transforms as t; print(os.path.dirname(t.__file__))')/functional_tensor.py"
+SHIM="$("$PY" -c 'import importlib.util as u; print(u.find_spec("torchvision").submodule_search_locations[0])')/transforms/functional_tensor.py"
 if [[ ! -f "$SHIM" ]]; then
     cat > "$SHIM" <<'EOF'
 # Written by contrastive-sr-losses' ci/integration.sh: torchvision 0.17 removed this module, which
