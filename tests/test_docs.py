@@ -35,6 +35,7 @@ MODULES = [
     "contrastive_sr_losses.integrations",
     "contrastive_sr_losses.integrations.adapters",
     "contrastive_sr_losses.integrations.basicsr",
+    "contrastive_sr_losses.integrations.state",
 ]
 
 

@@ -260,6 +260,13 @@ def to_our_layout(model: nn.Module, state: Mapping[str, Tensor]) -> tuple[dict[s
     differ, e.g. another scale's upsampler, is still recognised); its derived tensors are checked
     (SwinIR's attention masks, made for the file's training patch, only dropped). Keys matching no
     name of the layout are kept as they are, for a strict load to report.
+
+    Example:
+        >>> from contrastive_sr_losses.archs import create_model
+        >>> model = create_model("edsr_baseline", 2, n_resblocks=1, n_feats=8)
+        >>> state, layout = to_our_layout(model, export_state_dict(model, "original"))
+        >>> layout, sorted(state) == sorted(model.state_dict())
+        ('original', True)
     """
     candidates = []
     for layout in _layouts_of(model):
@@ -279,6 +286,12 @@ def load_weights(model: nn.Module, weights: Weights) -> WeightsInfo:
     Raises:
         ValueError: where keys are missing or left over (the message names a few and the layout it
             tried), where a shape differs, or where a derived tensor is not what the network computes.
+
+    Example:
+        >>> from contrastive_sr_losses.archs import create_model
+        >>> model = create_model("rcan", 2, n_resgroups=1, n_resblocks=1, n_feats=8, reduction=4)
+        >>> load_weights(model, {"params": export_state_dict(model, "basicsr")})
+        WeightsInfo(layout='basicsr', key='params', source='<state dict>')
     """
     state, key = read_state_dict(weights)
     renamed, layout = to_our_layout(model, state)

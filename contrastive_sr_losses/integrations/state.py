@@ -51,7 +51,18 @@ def _is_main(model: Any) -> bool:
 
 def with_loss_state(base: type, name: str) -> type:
     """Subclass of the framework model ``base`` named ``name`` that keeps its losses' state in the
-    training-state file."""
+    training-state file.
+
+    Example:
+        >>> class SRModel:  # the framework's: __init__(opt), save_training_state, resume_training
+        ...     def __init__(self, opt): self.opt = opt
+        ...     def save_training_state(self, epoch, current_iter): pass
+        ...     def resume_training(self, resume_state): pass
+        >>> CSRSRModel = with_loss_state(SRModel, "CSRSRModel")
+        >>> model = CSRSRModel({"path": {"training_states": "."}})
+        >>> isinstance(model, SRModel), stateful_losses(model)
+        (True, {})
+    """
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         base.__init__(self, *args, **kwargs)
