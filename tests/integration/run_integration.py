@@ -276,6 +276,9 @@ def main() -> int:
             failed += 1
             print(f"FAILED {fn.__name__} ({time.perf_counter() - start:.0f} s): {exc}", flush=True)
             traceback.print_exc()
+    started = float(os.environ.get("CSR_INTEGRATION_START", 0)) or None
+    if started:
+        print(f"integration step took {time.time() - started:.0f} s (environment and checks)")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
