@@ -209,10 +209,10 @@ def test_frequency_contrastive_reads_a_frozen_discriminator_file(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # PCL: the discriminator trains in the loop and its state rides in the training state
 # ------------------------------------------------------------------------------------------------
-def pcl_opt(name: str, tmp_path, weight: float = 1.0):
+def pcl_opt(name: str, tmp_path, weight: float = 1.0, amp: bool = False):
     loss = {"type": "CSRPCLLoss", "loss_weight": weight, **TINY_PCL}
     if name == "traiNNer":
-        return fw.Opt(use_amp=False, use_channels_last=True, train=fw.Opt(losses=[loss]),
+        return fw.Opt(use_amp=amp, use_channels_last=True, train=fw.Opt(losses=[loss]),
                       path=fw.Opt(training_states=str(tmp_path)), rank=0)
     return {"use_amp": False, "rank": 0, "path": {"training_states": str(tmp_path)}, "train": {"perceptual_opt": loss}}
 
@@ -261,10 +261,12 @@ def test_pcl_state_is_saved_in_the_training_state_and_resumed(name, tmp_path, mo
 def test_pcl_weight_is_applied_once_and_the_discriminator_survives_channels_last(tmp_path, monkeypatch):
     stand_in = fw.install("traiNNer", monkeypatch)
     register_traiNNer()
-    opt = pcl_opt("traiNNer", tmp_path, weight=3.0)
+    opt = pcl_opt("traiNNer", tmp_path, weight=3.0, amp=True)  # autocast bf16 + channels_last
     torch.manual_seed(0)
     model = build("traiNNer", stand_in, opt)
     pcl = pcl_of(model)
+    conv = next(p for p in pcl.loss.discriminator.parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert pcl.trainer.optimizer.param_groups[0]["params"][0] is next(pcl.loss.discriminator.parameters())
     first = next(pcl.loss.discriminator.parameters()).detach().clone()
     returned = []
@@ -273,6 +275,7 @@ def test_pcl_weight_is_applied_once_and_the_discriminator_survives_channels_last
     model.optimize_parameters(1)
     assert not torch.equal(first, next(pcl.loss.discriminator.parameters()))  # the discriminator stepped
     torch.testing.assert_close(model.log_dict["l_g_csrpcl"].detach(), 3.0 * returned[0])  # the model weighs, once
+    assert torch.isfinite(returned[0]) and torch.isfinite(pcl.trainer.last_discriminator_loss)
     pcl.eval()
     steps = pcl.trainer.steps
     value = pcl(model.output.detach(), model.gt)
