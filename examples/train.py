@@ -295,18 +295,26 @@ def step_is_finite(loss: torch.Tensor, model: nn.Module, check_grads: bool, dist
 
 
 def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
-    """Copy every tensor of ``path`` whose name and shape match ``model``; report what stayed fresh."""
+    """Copy every tensor of ``path`` whose name and shape match ``model``; report what stayed fresh.
+
+    ``path`` is a checkpoint of this script or a public weights file: our layout, or BasicSR's or the
+    original authors' for EDSR / RCAN / SwinIR (renamed by ``contrastive_sr_losses.archs.weights``),
+    bare or under ``params`` / ``params_ema`` / ``state_dict``, ``module.`` prefixes stripped."""
+    from contrastive_sr_losses.archs.weights import read_state_dict, to_our_layout
+
     ckpt = load_checkpoint(path, "--init-from")
-    state = ckpt.get("model", ckpt.get("state_dict", ckpt.get("params", ckpt)))
-    if not isinstance(state, dict):
-        raise UsageError(f"--init-from {path}: no model state dict in it")
+    try:
+        state, _ = read_state_dict(ckpt)
+    except TypeError as err:
+        raise UsageError(f"--init-from {path}: no model state dict in it ({err})") from None
+    state, layout = to_our_layout(model, state)
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
     if not matched:
         raise UsageError(f"--init-from {path}: none of its tensors matches {type(model).__name__} (another network?)")
     model.load_state_dict(matched, strict=False)
     fresh = [k for k in own if k not in matched]
-    log(f"init from {path}: {len(matched)}/{len(own)} tensors loaded" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+    log(f"init from {path} ({layout} layout): {len(matched)}/{len(own)} tensors loaded" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -32,6 +32,11 @@ MODULES = [
     "contrastive_sr_losses.archs.prffn",
     "contrastive_sr_losses.archs.rrlfn",
     "contrastive_sr_losses.archs.gidrn",
+    "contrastive_sr_losses.archs.weights",
+    "contrastive_sr_losses.integrations",
+    "contrastive_sr_losses.integrations.adapters",
+    "contrastive_sr_losses.integrations.basicsr",
+    "contrastive_sr_losses.integrations.state",
 ]
 
 

@@ -48,9 +48,13 @@ from .prffn import PRFFN
 from .rcan import RCAN
 from .rrlfn import RRLFN
 from .swinir import SwinIR
+from .weights import Weights, WeightsInfo, export_state_dict, load_weights
 
 __all__ = [
     "create_model",
+    "load_weights",
+    "export_state_dict",
+    "WeightsInfo",
     "list_models",
     "SUPPORTED_SCALES",
     "TINY_OVERRIDES",
@@ -92,24 +96,39 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
-def create_model(name: str, scale: int = 4, **kwargs: Any) -> nn.Module:
-    """Build the reference network ``name`` for upscaling factor ``scale``.
+def create_model(name: str, scale: int = 4, *, weights: Weights | None = None, **kwargs: Any) -> nn.Module:
+    """Build the reference network ``name`` for upscaling factor ``scale``, optionally with weights.
 
     Args:
         name: one of :func:`list_models`.
         scale: 2, 3 or 4.
+        weights: a checkpoint path or a state dict to load, strictly: our layout, or for
+            ``edsr_baseline`` / ``edsr`` / ``rcan`` / ``swinir_light`` BasicSR's or the original
+            authors' (see :mod:`~contrastive_sr_losses.archs.weights`); wrapped in ``params`` /
+            ``params_ema`` / ``state_dict`` or not, ``module.`` prefixes stripped. The layout read is
+            in ``model.weights_info`` and logged.
         **kwargs: constructor arguments overriding the network's published defaults (for example
             ``n_resblocks=2, n_feats=16`` for a tiny EDSR in tests or CPU runs).
 
     Returns:
-        A freshly initialised ``nn.Module`` in training mode.
+        An ``nn.Module`` in training mode: freshly initialised, or holding ``weights``.
 
     Raises:
-        ValueError: for an unknown ``name`` (the message lists the known ones) or an unsupported
-            ``scale``. TypeError: for a keyword the network does not take.
+        ValueError: for an unknown ``name`` (the message lists the known ones), an unsupported
+            ``scale``, or ``weights`` that do not fit (missing / unexpected keys, other shapes).
+            TypeError: for a keyword the network does not take.
+
+    Example:
+        >>> model = create_model("edsr_baseline", scale=2, n_resblocks=2, n_feats=16)
+        >>> copy = create_model("edsr_baseline", scale=2, weights=model.state_dict(), n_resblocks=2, n_feats=16)
+        >>> copy.weights_info.layout
+        'ours'
     """
     if name not in _REGISTRY:
         known = ", ".join(repr(n) for n in _REGISTRY)
         raise ValueError(f"unknown model name {name!r}; known models: {known}")
     check_scale(scale)
-    return _REGISTRY[name](scale, **kwargs)
+    model = _REGISTRY[name](scale, **kwargs)
+    if weights is not None:
+        load_weights(model, weights)
+    return model

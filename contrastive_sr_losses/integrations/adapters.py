@@ -1,0 +1,417 @@
+"""The losses of the package in the calling convention of BasicSR and its descendants.
+
+Every adapter is built from keyword options (a YAML / TOML block minus ``type``) as
+``Adapter(loss_weight=1.0, reduction='mean', <the loss's own options>)`` and called as
+``adapter(pred, target, weight=None, lq=None, **kwargs)`` with RGB images in [0, 1]. What differs
+between frameworks is a :class:`Convention`: whether the loss multiplies by its ``loss_weight``
+(BasicSR, neosr) or the model does (traiNNer-redux), and BasicSR's slot-dependent return (its
+``perceptual_opt`` slot unpacks ``(percep, style)``). Each framework module makes its own classes
+from the ones here with :func:`adapter_classes`, so the three can be registered in one process.
+
+========================================  ======================================================
+registered name                           the loss
+========================================  ======================================================
+``CSRPixelContrastiveLoss``               :class:`~contrastive_sr_losses.PixelContrastiveLoss`
+``CSRGaussianHighPassLoss``               :class:`~contrastive_sr_losses.GaussianHighPassLoss`
+``CSRRandomConvContrastiveLoss``          :class:`~contrastive_sr_losses.RandomConvContrastiveLoss`
+``CSRRatioContrastiveLoss``               :class:`~contrastive_sr_losses.RatioContrastiveLoss` (CSD: VGG19)
+``CSRFrequencyContrastiveLoss``           :class:`~contrastive_sr_losses.FrequencyContrastiveLoss`,
+                                          frozen discriminator read from a file
+``CSRPCLLoss``                            :class:`~contrastive_sr_losses.PCLTrainer`: PCL with its
+                                          discriminator trained alongside (state saved with the
+                                          framework's training state by the model types of
+                                          :mod:`.state`)
+========================================  ======================================================
+
+The ratio losses (and PCL with ``lr_negative``) need the LR image: they take ``lq`` when the
+framework passes it, else they make it from the target, ``imresize(target, 1 / scale)`` (MATLAB
+bicubic, the usual way SR datasets make their LR images): set ``scale`` in their options.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .._validation import check_choice, check_positive_int
+from ..embeddings import VGG19Features, WaveletDiscriminator
+from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS
+from ..embeddings.wavelet_discriminator import PCL_CHANNELS, PCL_FEATURE_LAYERS, PCL_STRIDES
+from ..losses import (
+    FrequencyContrastiveLoss,
+    GaussianHighPassLoss,
+    PCLTrainer,
+    PixelContrastiveLoss,
+    RandomConvContrastiveLoss,
+    RatioContrastiveLoss,
+)
+from ..losses.high_pass import DEFAULT_HIGH_PASS_SIGMA
+from ..losses.random_conv import RANDOM_CONV_WEIGHTS
+from ..metrics import imresize
+
+__all__ = [
+    "Convention",
+    "CSRLoss",
+    "PixelContrastiveAdapter",
+    "GaussianHighPassAdapter",
+    "RandomConvContrastiveAdapter",
+    "RatioContrastiveAdapter",
+    "FrequencyContrastiveAdapter",
+    "PCLAdapter",
+    "ADAPTERS",
+    "adapter_classes",
+    "register_classes",
+]
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one framework calls a loss.
+
+    Attributes:
+        framework: its name, for messages.
+        loss_applies_weight: True where the loss returns ``loss_weight * value`` (BasicSR, neosr),
+            False where the model multiplies by the loss's ``loss_weight`` (traiNNer-redux).
+        slots: BasicSR-style slot names a loss can be put in, the default first; ``'perceptual'``
+            returns ``(value, None)``, every other slot the tensor. Empty: no ``slot`` option.
+        model_type: the name of the model type that keeps PCL's state in the training state.
+    """
+
+    framework: str
+    loss_applies_weight: bool
+    slots: tuple[str, ...] = ()
+    model_type: str = ""
+
+
+class CSRLoss(nn.Module):
+    """Base of the adapters: ``loss_weight``, ``reduction``, the framework's forward signature.
+
+    Subclasses build the core loss in ``__init__`` and compute it in :meth:`compute`.
+    """
+
+    convention: ClassVar[Convention]
+
+    def __init__(self, loss_weight: float = 1.0, reduction: str = "mean", slot: str | None = None) -> None:
+        super().__init__()
+        if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
+            raise TypeError(f"loss_weight must be a number, got {type(loss_weight).__name__} {loss_weight!r}")
+        self.loss_weight = float(loss_weight)
+        self.reduction = reduction
+        slots = self.convention.slots
+        if slots:
+            self.slot = check_choice(slots[0] if slot is None else slot, "slot", slots)
+        elif slot is not None:
+            raise ValueError(f"slot: {self.convention.framework} has no loss slots to choose, got {slot!r}")
+        else:
+            self.slot = None
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None = None, lq: Tensor | None = None, **kwargs: Any
+    ) -> Tensor | tuple[Tensor, None]:
+        """``pred``, ``target``: ``(N, 3, H, W)`` RGB in [0, 1]; ``lq``: the LR input, optional.
+
+        Returns the value times ``loss_weight`` where the convention says so, as ``(value, None)``
+        in BasicSR's perceptual slot."""
+        if weight is not None:
+            raise ValueError(f"weight: element-wise loss weights are not supported by {type(self).__name__}")
+        value = self.compute(pred, target, lq)
+        if self.convention.loss_applies_weight:
+            value = value * self.loss_weight
+        return (value, None) if self.slot == "perceptual" else value
+
+    def extra_repr(self) -> str:
+        slot = f", slot={self.slot!r}" if self.slot else ""
+        return f"loss_weight={self.loss_weight:g}{slot}"
+
+
+class _NeedsLR:
+    """Mixin: the LR image of a pair, ``lq`` when given, else ``imresize(target, 1 / scale)``."""
+
+    scale: int | None
+
+    def _check_scale(self, scale: int | None) -> int | None:
+        return None if scale is None else check_positive_int(scale, "scale", minimum=2)
+
+    def lr_image(self, target: Tensor, lq: Tensor | None) -> Tensor:
+        if lq is not None:
+            return lq
+        if self.scale is None:
+            raise ValueError(
+                f"scale: {type(self).__name__} needs the LR image and the framework passed no lq; set "
+                "scale (2, 3, 4) in its options to make one by bicubic down-scaling of the target"
+            )
+        with torch.no_grad():
+            return imresize(target, 1.0 / self.scale)
+
+
+class PixelContrastiveAdapter(CSRLoss):
+    """:class:`~contrastive_sr_losses.PixelContrastiveLoss` (Zhou et al., eq 9-10; eq 11 uses
+    ``loss_weight: 0.1`` beside L1).
+
+    Example:
+        >>> from contrastive_sr_losses.integrations.basicsr import CSRPixelContrastiveLoss
+        >>> loss = CSRPixelContrastiveLoss(loss_weight=0.1, region=8)      # BasicSR's perceptual slot
+        >>> percep, style = loss(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+        >>> style is None
+        True
+    """
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        region: int = 8,
+        mode: str = "grid",
+        temperature: float = 1.0,
+        backend: str = "auto",
+        chunk_size: int | None = None,
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        self.loss = PixelContrastiveLoss(
+            region, mode=mode, temperature=temperature, reduction=reduction, backend=backend, chunk_size=chunk_size
+        )
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        return self.loss(pred, target)
+
+
+class GaussianHighPassAdapter(CSRLoss):
+    """:class:`~contrastive_sr_losses.GaussianHighPassLoss` (G-IDRN, eq 12: ``0.4 * L1 + 0.6 * L_hf``).
+
+    Example:
+        >>> from contrastive_sr_losses.integrations.neosr import CSRGaussianHighPassLoss
+        >>> CSRGaussianHighPassLoss(loss_weight=0.6)(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        sigma: float = DEFAULT_HIGH_PASS_SIGMA,
+        kernel_size: int | None = None,
+        mode: str = "spatial",
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        self.loss = GaussianHighPassLoss(sigma, kernel_size=kernel_size, mode=mode, reduction=reduction)
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        return self.loss(pred, target)
+
+
+class RandomConvContrastiveAdapter(_NeedsLR, CSRLoss):
+    """:class:`~contrastive_sr_losses.RandomConvContrastiveLoss` (RLFN / RRLFN), negative = the
+    bicubic-upsampled LR image (``lq``, or the target down-scaled by ``scale``).
+
+    Example:
+        >>> from contrastive_sr_losses.integrations.traiNNer import CSRRandomConvContrastiveLoss
+        >>> loss = CSRRandomConvContrastiveLoss(loss_weight=0.1, scale=2)   # traiNNer weights it itself
+        >>> loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        scale: int | None = None,
+        channels: int = 16,
+        layer_weights: Sequence[float] = RANDOM_CONV_WEIGHTS,
+        seed: int = 0,
+        normalize: bool = True,
+        eps: float = 1e-7,
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        self.scale = self._check_scale(scale)
+        self.loss = RandomConvContrastiveLoss(
+            channels=channels, layer_weights=layer_weights, seed=seed, normalize=normalize, eps=eps, reduction=reduction
+        )
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        return self.loss(pred, target, lr=self.lr_image(target, lq))
+
+
+class RatioContrastiveAdapter(_NeedsLR, CSRLoss):
+    """:class:`~contrastive_sr_losses.RatioContrastiveLoss` in VGG19 (CSD / AECR-Net), negative = the
+    bicubic-upsampled LR image. ``vgg_weights``: ``'imagenet'`` (torchvision's ``vgg19-dcbb9e9d.pth``
+    from ``$TORCH_HOME/hub/checkpoints/``, never downloaded), a path, or None (random: tests only).
+    """
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        scale: int | None = None,
+        vgg_weights: str | None = "imagenet",
+        layers: Sequence[str] = CSD_LAYERS,
+        layer_weights: Sequence[float] = CSD_WEIGHTS,
+        eps: float = 1e-7,
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        self.scale = self._check_scale(scale)
+        self.loss = RatioContrastiveLoss(VGG19Features(layers, vgg_weights), layer_weights, eps=eps, reduction=reduction)
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        return self.loss(pred, target, lr=self.lr_image(target, lq))
+
+
+def _pcl_criterion(
+    discriminator: WaveletDiscriminator, reduction: str, options: dict[str, Any]
+) -> FrequencyContrastiveLoss:
+    return FrequencyContrastiveLoss(discriminator, reduction=reduction, **options)
+
+
+class FrequencyContrastiveAdapter(_NeedsLR, CSRLoss):
+    """:class:`~contrastive_sr_losses.FrequencyContrastiveLoss` with a frozen, pretrained wavelet
+    discriminator read from ``discriminator_weights`` (a ``WaveletDiscriminator`` state dict, for
+    example the ``discriminator`` entry of a ``CSRPCLLoss`` training state): PCL without the GAN-like
+    training, the paper's own suggestion. ``lr_negative: true`` uses the LR image as one negative.
+    """
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        discriminator_weights: str,
+        scale: int | None = None,
+        channels: Sequence[int] = PCL_CHANNELS,
+        strides: Sequence[int] = PCL_STRIDES,
+        num_positives: int = 4,
+        num_negatives: int = 4,
+        layers: Sequence[int] = PCL_FEATURE_LAYERS,
+        temperature: float = 1.0,
+        lr_negative: bool = False,
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        self.scale = self._check_scale(scale)
+        disc = WaveletDiscriminator(channels=channels, strides=strides)
+        disc.load_state_dict(torch.load(discriminator_weights, map_location="cpu", weights_only=True))
+        options = dict(num_positives=num_positives, num_negatives=num_negatives, layers=layers,
+                       temperature=temperature, lr_negative=lr_negative)
+        self.loss = _pcl_criterion(disc.requires_grad_(False), reduction, options)
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        return self.loss(pred, target, self.lr_image(target, lq) if self.loss.lr_negative else None)
+
+
+class PCLAdapter(_NeedsLR, CSRLoss):
+    """PCL (seed 002): :class:`~contrastive_sr_losses.PCLTrainer` over a fresh
+    :class:`~contrastive_sr_losses.embeddings.WaveletDiscriminator`. Each training-mode call makes one
+    discriminator step (its own Adam, ``disc_lr``) then returns the generator-side contrastive loss;
+    the paper's eq 11 is ``L1 + 1.0 * L_CL``.
+
+    The discriminator and its optimizer are state a resume must restore: use the framework's model
+    type that saves it (BasicSR ``model_type: CSRSRModel``, neosr ``model_type = "csr_image"``,
+    traiNNer-redux: ``register_traiNNer()``); elsewhere the first call warns that a resume would
+    start the discriminator afresh.
+
+    Example:
+        >>> from contrastive_sr_losses.integrations.neosr import CSRPCLLoss
+        >>> pcl = CSRPCLLoss(channels=(8, 8, 16, 16), strides=(1, 2, 1, 2), layers=(0, 2))
+        >>> pcl.state_saved_by = "doctest"        # what the saving model types set
+        >>> loss = pcl(torch.rand(2, 3, 16, 16, requires_grad=True), torch.rand(2, 3, 16, 16))
+        >>> pcl.training_state()["steps"]
+        1
+    """
+
+    state_saved_by: str | None = None
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        scale: int | None = None,
+        channels: Sequence[int] = PCL_CHANNELS,
+        strides: Sequence[int] = PCL_STRIDES,
+        num_positives: int = 4,
+        num_negatives: int = 4,
+        layers: Sequence[int] = PCL_FEATURE_LAYERS,
+        temperature: float = 1.0,
+        lr_negative: bool = False,
+        disc_lr: float = 1e-4,
+        disc_betas: Sequence[float] = (0.9, 0.999),
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        self.scale = self._check_scale(scale)
+        options = dict(num_positives=num_positives, num_negatives=num_negatives, layers=layers,
+                       temperature=temperature, lr_negative=lr_negative)
+        self.loss = _pcl_criterion(WaveletDiscriminator(channels=channels, strides=strides), reduction, options)
+        self.trainer = PCLTrainer(self.loss, lr=disc_lr, betas=(float(disc_betas[0]), float(disc_betas[1])))
+        self._warned = False
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        lr = self.lr_image(target, lq) if self.loss.lr_negative else None
+        if not self.training:
+            return self.loss(pred, target, lr)
+        if self.state_saved_by is None and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{type(self).__name__}: this model type does not save the discriminator and its optimizer "
+                f"with the training state, so a resume starts them afresh; use {self.convention.model_type}",
+                stacklevel=3,
+            )
+        return self.trainer(pred, target, lr)
+
+    def training_state(self) -> dict[str, Any]:
+        """Discriminator, its optimizer and step count (:meth:`PCLTrainer.state_dict`)."""
+        return self.trainer.state_dict()
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`training_state`."""
+        self.trainer.load_state_dict(state)
+
+
+#: Registered name -> generic adapter class, in README order.
+ADAPTERS: dict[str, type[CSRLoss]] = {
+    "CSRPixelContrastiveLoss": PixelContrastiveAdapter,
+    "CSRGaussianHighPassLoss": GaussianHighPassAdapter,
+    "CSRRandomConvContrastiveLoss": RandomConvContrastiveAdapter,
+    "CSRRatioContrastiveLoss": RatioContrastiveAdapter,
+    "CSRFrequencyContrastiveLoss": FrequencyContrastiveAdapter,
+    "CSRPCLLoss": PCLAdapter,
+}
+
+
+def adapter_classes(convention: Convention, module: str) -> dict[str, type[CSRLoss]]:
+    """One class per entry of :data:`ADAPTERS`, named as registered, following ``convention``,
+    defined in ``module`` (the framework module that exports them)."""
+    made = {}
+    for name, base in ADAPTERS.items():
+        summary = (base.__doc__ or "").strip().split("\n\n")[0]
+        doc = f"{summary}\n\n{convention.framework}'s convention; options and example: :class:`{base.__name__}`."
+        made[name] = type(name, (base,), {"convention": convention, "__module__": module, "__qualname__": name, "__doc__": doc})
+    return made
+
+
+def register_classes(registry: Any, classes: dict[str, type], framework: str) -> None:
+    """Register ``classes`` into a BasicSR-style ``registry`` (``name in registry``, ``get``,
+    ``register``) under their class names; a name already holding the same class (a second call) is
+    skipped, one holding another object is an error."""
+    for name, cls in classes.items():
+        if name in registry:
+            existing = registry.get(name)
+            if (getattr(existing, "__module__", None), getattr(existing, "__qualname__", None)) == (cls.__module__, name):
+                continue
+            raise ValueError(f"{name}: the {framework} registry already holds another object under this name: {existing!r}")
+        registry.register(cls)

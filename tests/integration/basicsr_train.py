@@ -1,0 +1,35 @@
+"""README's BasicSR launcher (register our losses, then BasicSR's own ``train_pipeline``), as the
+integration step runs it: ``python basicsr_train.py -opt options.yml`` from the experiment root.
+
+One addition for CPU-only machines: BasicSR 1.4.2's ``basicsr.train.load_resume_state`` maps the
+resume state onto CUDA (``torch.cuda.current_device()``), which fails without a GPU; there it is
+replaced by a loader of ``path.resume_state`` onto the CPU that then calls BasicSR's own
+``check_resume`` as the original does. With a GPU nothing is replaced.
+"""
+
+import os
+import sys
+
+import torch
+
+from contrastive_sr_losses.integrations import register_basicsr
+
+register_basicsr()
+
+import basicsr.train  # noqa: E402  (after registering, as BasicSR-examples does)
+
+
+def load_resume_state_on_cpu(opt: dict) -> dict | None:
+    path = opt["path"].get("resume_state")
+    if not path:
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    basicsr.train.check_resume(opt, state["iter"])
+    return state
+
+
+if __name__ == "__main__":
+    if not torch.cuda.is_available():
+        basicsr.train.load_resume_state = load_resume_state_on_cpu
+    basicsr.train.train_pipeline(os.getcwd())
+    sys.exit(0)
