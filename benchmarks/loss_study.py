@@ -263,7 +263,7 @@ def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:
         "objective": job.objective, "spec": objective.spec, "note": objective.note, "seed": job.seed,
         "switch_from_l1_at": objective.switch_from_l1_at, "iterations": iters,
         "settings": {k: v for k, v in settings.items() if k not in ("runs_dir", "lr_cache")},
-        "wall_s": timing, "code": code_version(), "sets": metrics,
+        "wall_s": timing, "code": code_version(), "command": settings.get("command"), "sets": metrics,
     }
     _atomic_write_json(result, result_path(Path(settings["results_dir"]), job))
     return result
@@ -497,6 +497,9 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
     results_dir = Path(settings["results_dir"])
     runs = collect(results_dir, objectives)
     summary = summarise(runs, objectives)
+    # the command that trained the runs (a --report call only rebuilds the tables)
+    ran = sorted({r["command"] for rs in runs.values() for r in rs.values() if r.get("command")})
+    command = "; ".join(ran) if ran else command
     report = {
         "benchmark": "loss_study",
         "command": command,
@@ -589,9 +592,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args, settings = parse_args(argv)
     command = "python benchmarks/loss_study.py " + " ".join(argv)
-    seeds = settings.pop("seeds")
-    settings["seeds"] = seeds
+    seeds = settings["seeds"]
     if not args.report:
+        settings["command"] = command
         Path(settings["results_dir"]).mkdir(parents=True, exist_ok=True)
         from srkit.data import load_pairs
 

@@ -63,6 +63,7 @@ def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp
     first = {f: (runs / f).stat().st_mtime_ns for f in files}
     l1 = json.loads((runs / "l1__seed0.json").read_text())
     assert l1["spec"] == "l1" and l1["seed"] == 0 and l1["iterations"] == 8 and l1["code"]["protocol"]
+    assert l1["command"].startswith("python benchmarks/loss_study.py --arch-kwargs")
     assert set(l1["sets"]) == {"test"} and l1["sets"]["test"]["images"] == 1
     # pairing: every objective of a seed starts from the same weights and patches; the switching run
     # is L1 itself until 3/4 of the run (iteration 6), then L1 + random-conv
