@@ -499,7 +499,11 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
     summary = summarise(runs, objectives)
     # the command that trained the runs (a --report call only rebuilds the tables)
     ran = sorted({r["command"] for rs in runs.values() for r in rs.values() if r.get("command")})
-    command = "; ".join(ran) if ran else command
+    unrecorded = sum(1 for rs in runs.values() for r in rs.values() if not r.get("command"))
+    if ran:
+        command = "; ".join(ran) + (f" ({unrecorded} older runs recorded no command)" if unrecorded else "")
+    elif unrecorded:
+        command = f"not recorded by these runs; this report: {command}"
     report = {
         "benchmark": "loss_study",
         "command": command,
