@@ -83,6 +83,16 @@ def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp
     md = (tmp_path / "results" / "loss_study.md").read_text()
     assert "| `random_conv_last_quarter` | 2 |" in md and "±" in md
     assert (tmp_path / "results" / "loss_study.png").stat().st_size > 1000
+    # on another machine the L1 checkpoints are gone: the switching run replays L1's first leg to the
+    # switch point and reaches the same result
+    before = json.loads((runs / "random_conv_last_quarter__seed0.json").read_text())["sets"]
+    (runs / "random_conv_last_quarter__seed0.json").unlink()
+    for stale in (tmp_path / "runs" / "l1" / "seed0" / "at_6.pt", tmp_path / "runs" / "random_conv_last_quarter" / "seed0"):
+        subprocess.run(["rm", "-rf", str(stale)], check=True)
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, env=_env(), timeout=600)
+    assert json.loads((runs / "random_conv_last_quarter__seed0.json").read_text())["sets"] == before
+    assert (tmp_path / "runs" / "l1" / "seed0" / "at_6.pt").is_file()
+    assert not (tmp_path / "runs" / "l1" / "seed0" / "replay_6").exists()
 
 
 def test_killed_study_resumes_to_the_uninterrupted_result(data, tmp_path):
@@ -117,6 +127,14 @@ def test_interval_helpers_and_objective_specs_parse():
 
     for name, objective in study.OBJECTIVES.items():
         parse_loss_spec(objective.spec)  # every spec is valid train.py grammar
+    # groups: the default study is the 11 objectives of issue 11; the sweep pairs with l1
+    assert study.expand_objectives(["study"]) == study.STUDY_OBJECTIVES and len(study.STUDY_OBJECTIVES) == 11
+    sweep = study.expand_objectives(["sweep"])
+    assert sweep[0] == "l1" and "pc_region4" in sweep and "pc_T1" not in sweep
+    assert study.expand_objectives(["all"]) == list(study.OBJECTIVES)
+    assert study.expand_objectives(["pc_T1", "l1", "pc_T1"]) == ["l1", "pc_T1"]
+    region = {t.name: t for t in parse_loss_spec(study.OBJECTIVES["pc_region16"].spec)}["pixel_contrastive"]
+    assert region.kwargs == {"temperature": 1, "region": 16} and region.weight == pytest.approx(0.1)
     # the temperature sweep keeps weight / temperature = 0.1
     for name in ("pc_T1", "pc_T0.3", "pc_T0.1", "pc_T0.03", "pc_T1/255"):
         terms = {t.name: t for t in parse_loss_spec(study.OBJECTIVES[name].spec)}
