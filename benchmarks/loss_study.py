@@ -120,6 +120,16 @@ OBJECTIVE_GROUPS: dict[str, list[str]] = {
 }
 
 
+# the paired comparison that chooses a default: each variant against its family's current default
+# (same seed, so the same pairing as against L1)
+FAMILY_DEFAULT: dict[str, str] = {
+    **{o: "pc_T1" for o in ("pc_T0.3", "pc_T0.1", "pc_T0.03", "pc_T1/255", "pc_sliding_T1", "pc_region4", "pc_region16",
+                           "pc_T1+high_pass")},
+    **{o: "high_pass" for o in ("high_pass_sigma0.5", "high_pass_sigma2")},
+    **{o: "random_conv_last_quarter" for o in ("random_conv_w0.01_last_quarter", "random_conv_w0.001_last_quarter")},
+}
+
+
 def expand_objectives(names: list[str]) -> list[str]:
     """Group names (study / sweep / all) to objectives, in OBJECTIVES order, without repeats."""
     wanted = {o for n in names for o in OBJECTIVE_GROUPS.get(n, [n])}
@@ -435,6 +445,15 @@ def collect(results_dir: Path, objectives: list[str]) -> dict[str, dict[int, dic
     return runs
 
 
+def _paired_difference(runs: dict[int, dict[str, Any]], ref: dict[int, dict[str, Any]], name: str, metric: str) -> dict[str, Any] | None:
+    """``metric`` on test set ``name``: runs minus ref over the seeds both have, with its 95% interval."""
+    paired = [s for s in sorted(runs) if s in ref and metric in ref[s]["sets"].get(name, {}) and metric in runs[s]["sets"].get(name, {})]
+    if not paired:
+        return None
+    diffs = [runs[s]["sets"][name][metric] - ref[s]["sets"][name][metric] for s in paired]
+    return {**paired_interval(diffs), "seeds": paired}
+
+
 def summarise(runs: dict[str, dict[int, dict[str, Any]]], objectives: list[str]) -> dict[str, Any]:
     """Per objective and test set: mean metrics, and paired differences to L1 with 95% t-intervals."""
     base = runs.get("l1", {})
@@ -456,10 +475,15 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], objectives: list[str])
                 if not vals:
                     continue
                 cell[m] = statistics.fmean(vals)
-                paired = [s for s in seeds if s in base and m in base[s]["sets"].get(name, {}) and m in runs[obj][s]["sets"][name]]
-                if obj != "l1" and paired:
-                    diffs = [runs[obj][s]["sets"][name][m] - base[s]["sets"][name][m] for s in paired]
-                    cell[f"{m}_vs_l1"] = {**paired_interval(diffs), "seeds": paired}
+                if obj != "l1":
+                    diff = _paired_difference(runs[obj], base, name, m)
+                    if diff:
+                        cell[f"{m}_vs_l1"] = diff
+                ref = FAMILY_DEFAULT.get(obj)
+                if ref in runs:
+                    diff = _paired_difference(runs[obj], runs[ref], name, m)
+                    if diff:
+                        cell[f"{m}_vs_default"] = {**diff, "reference": ref}
             entry["sets"][name] = cell
         summary[obj] = entry
     return summary
@@ -495,6 +519,16 @@ def markdown_report(summary: dict[str, Any], settings: dict[str, Any], command: 
             cell = e["sets"].get(s, {})
             row.append(f"{cell['psnr']:.3f}" if obj == "l1" and "psnr" in cell else _fmt_diff(cell.get("psnr_vs_l1"), 3))
         lines.append("| " + " | ".join(row) + " |")
+    variants = [o for o in summary if any("psnr_vs_default" in summary[o]["sets"].get(s, {}) for s in sets)]
+    if variants:
+        lines += ["", "The variants against their family's current default (paired, same seeds): ΔPSNR-Y, mean ± 95% "
+                  "t-interval half-width; this is the comparison that chooses a default.", "",
+                  "| objective | against | seeds | " + " | ".join(f"{s} ΔPSNR" for s in sets) + " |",
+                  "|---|---|---:|" + "---:|" * len(sets)]
+        for obj in variants:
+            cells = [summary[obj]["sets"].get(s, {}).get("psnr_vs_default") for s in sets]
+            n = max((c["n"] for c in cells if c), default=0)
+            lines.append("| " + " | ".join([f"`{obj}`", f"`{FAMILY_DEFAULT[obj]}`", str(n)] + [_fmt_diff(c, 3) for c in cells]) + " |")
     lines += ["", "(The L1 row gives its mean PSNR-Y.) SSIM-Y and LPIPS differences:", "",
               "| objective | " + " | ".join(f"{s} ΔSSIM" for s in sets) + " | " + " | ".join(f"{s} ΔLPIPS" for s in sets) + " |",
               "|---|" + "---:|" * (2 * len(sets))]

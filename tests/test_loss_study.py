@@ -135,6 +135,18 @@ def test_interval_helpers_and_objective_specs_parse():
     assert study.expand_objectives(["pc_T1", "l1", "pc_T1"]) == ["l1", "pc_T1"]
     region = {t.name: t for t in parse_loss_spec(study.OBJECTIVES["pc_region16"].spec)}["pixel_contrastive"]
     assert region.kwargs == {"temperature": 1, "region": 16} and region.weight == pytest.approx(0.1)
+    # a variant is also paired with its family's default (the comparison that picks a default)
+    def run(psnr: float) -> dict:
+        return {"sets": {"Set5": {"psnr": psnr}}, "wall_s": {"total": 1.0}}
+
+    runs = {"l1": {0: run(30.0), 1: run(30.2)}, "pc_T1": {0: run(30.1), 1: run(30.3)}, "pc_T0.3": {0: run(30.15), 1: run(30.25)}}
+    summary = study.summarise(runs, ["l1", "pc_T1", "pc_T0.3"])
+    vs_l1, vs_default = (summary["pc_T0.3"]["sets"]["Set5"][k] for k in ("psnr_vs_l1", "psnr_vs_default"))
+    assert vs_l1["mean"] == pytest.approx(0.1) and vs_default["reference"] == "pc_T1"
+    assert vs_default["mean"] == pytest.approx(0.0) and vs_default["half"] == pytest.approx(12.706 * 0.05)
+    assert "psnr_vs_default" not in summary["pc_T1"]["sets"]["Set5"]
+    assert "| `pc_T0.3` | `pc_T1` | 2 | +0.000 ± 0.635 |" in study.markdown_report(
+        summary, {"arch": "a", "arch_kwargs": "", "scale": 4, "iters": 8, "batch": 1, "patch": 8, "lr": 1e-3, "train": ["t"]}, "cmd")
     # the temperature sweep keeps weight / temperature = 0.1
     for name in ("pc_T1", "pc_T0.3", "pc_T0.1", "pc_T0.03", "pc_T1/255"):
         terms = {t.name: t for t in parse_loss_spec(study.OBJECTIVES[name].spec)}
