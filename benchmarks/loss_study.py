@@ -492,9 +492,10 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], objectives: list[str])
 def _fmt_diff(d: dict[str, Any] | None, digits: int) -> str:
     if not d:
         return "-"
+    mean = d["mean"] if round(d["mean"], digits) != 0 else 0.0  # no "-0.000"
     if d["half"] is None:
-        return f"{d['mean']:+.{digits}f} (n=1)"
-    return f"{d['mean']:+.{digits}f} ± {d['half']:.{digits}f}"
+        return f"{mean:+.{digits}f} (n=1)"
+    return f"{mean:+.{digits}f} ± {d['half']:.{digits}f}"
 
 
 def markdown_report(summary: dict[str, Any], settings: dict[str, Any], command: str) -> str:
