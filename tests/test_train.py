@@ -336,7 +336,7 @@ def test_rrlfn_recipe_runs_its_warm_start_stages_from_one_command(data, tmp_path
     assert [Path(s["out"]).name for s in result["stages"]] == names
     ckpts = [_ckpt(out / n / "last.pt") for n in names]
     assert [c["scale"] for c in ckpts] == [2, 4, 4, 4, 4]
-    assert [c["loss"] for c in ckpts] == ["1*l1"] * 4 + ["1*l1+1*random_conv"]  # contrastive only in the last
+    assert [c["loss"] for c in ckpts] == ["1*l1"] * 4 + ["1*l1+0.001*random_conv"]  # contrastive only in the last
     assert all(c["iteration"] == 1 and c["args"]["channel_shuffle"] for c in ckpts)
     assert all(c["optimizer"]["state"][0]["step"].item() == 1 for c in ckpts)  # a fresh optimizer each stage
     for k in range(1, 5):  # every stage after the first starts from the previous one's weights
