@@ -54,6 +54,7 @@ TRAIN_SETS = ("T91", "BSD200")
 LPIPS_BACKBONE = Path("weights") / "squeezenet1_1-b8a52dc0.pth"
 JOB_FLAG = "--_job"
 METRICS = ("psnr", "ssim", "lpips")
+OFF_SCALE_DB = 1.0  # the plot's axis covers the objectives within this of L1
 
 
 @dataclass(frozen=True)
@@ -562,13 +563,23 @@ def plot_report(summary: dict[str, Any], png: Path) -> Path | None:
     sets = list(summary[objs[0]]["sets"])
     fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets) + 2.2, 0.38 * len(objs) + 1.6), sharey=True, squeeze=False)
     for ax, s in zip(axes[0], sets):
-        for i, o in enumerate(objs):
-            d = summary[o]["sets"].get(s, {}).get("psnr_vs_l1")
-            if not d:
+        cells = {i: summary[o]["sets"].get(s, {}).get("psnr_vs_l1") for i, o in enumerate(objs)}
+        cells = {i: d for i, d in cells.items() if d}
+        # the axis spans the objectives within OFF_SCALE_DB of L1 (a few dB of loss would hide
+        # the tenths that matter); the others are drawn at the edge with their value written
+        near = [abs(d["mean"]) + (d["half"] or 0.0) for d in cells.values() if abs(d["mean"]) < OFF_SCALE_DB]
+        lim = 1.15 * max(near, default=OFF_SCALE_DB) or 0.1
+        for i, d in cells.items():
+            colour = "tab:green" if d["low"] is not None and d["low"] > 0 else "tab:red" if d["high"] is not None and d["high"] < 0 else "tab:gray"
+            if abs(d["mean"]) > lim:
+                edge = math.copysign(0.97 * lim, d["mean"])
+                ax.plot([edge], [i], marker="<" if d["mean"] < 0 else ">", color=colour, markersize=6)
+                ax.annotate(f"{d['mean']:+.2f}", (edge, i), textcoords="offset points", xytext=(9 if d["mean"] < 0 else -9, 0),
+                            ha="left" if d["mean"] < 0 else "right", va="center", fontsize=7, color=colour)
                 continue
             xerr = None if d["half"] is None else [[d["half"]], [d["half"]]]
-            colour = "tab:green" if d["low"] is not None and d["low"] > 0 else "tab:red" if d["high"] is not None and d["high"] < 0 else "tab:gray"
             ax.errorbar([d["mean"]], [i], xerr=xerr, fmt="o", color=colour, capsize=3, markersize=4)
+        ax.set_xlim(-lim, lim)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_title(s, fontsize=10)
         ax.set_xlabel("ΔPSNR-Y vs L1 (dB)", fontsize=8)
@@ -576,7 +587,8 @@ def plot_report(summary: dict[str, Any], png: Path) -> Path | None:
     axes[0][0].set_yticks(range(len(objs)))
     axes[0][0].set_yticklabels([f"{o} (n={len(summary[o]['seeds'])})" for o in objs], fontsize=8)
     axes[0][0].invert_yaxis()
-    fig.suptitle("Paired difference to L1, mean and 95% t-interval over seeds (green: above 0, red: below)", fontsize=9)
+    fig.suptitle("Paired difference to L1, mean and 95% t-interval over seeds (green: above 0, red: below; "
+                 "triangles: off the axis, mean written)", fontsize=9)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
