@@ -217,6 +217,11 @@ def _atomic_write_json(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _atomic_copy(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst.with_suffix(".tmp"))
+    os.replace(dst.with_suffix(".tmp"), dst)
+
+
 def train_argv(settings: dict[str, Any], job: Job, spec: str, out: Path, iters: int) -> list[str]:
     data = Path(settings["data"])
     lr_step = max(1, settings["iters"] // 4)
@@ -294,8 +299,7 @@ def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:
             keep = switch_checkpoint(runs, job.seed, point)
             if not keep.is_file():
                 train.main(train_argv(settings, job, objective.spec, out, point))
-                shutil.copyfile(out / "last.pt", keep.with_suffix(".tmp"))
-                os.replace(keep.with_suffix(".tmp"), keep)
+                _atomic_copy(out / "last.pt", keep)
     elif objective.switch_from_l1_at is not None and not (out / "last.pt").is_file():
         point = switch_iteration(settings, objective.switch_from_l1_at)
         src = ensure_switch_checkpoint(settings, job.seed, point, train)
@@ -330,8 +334,7 @@ def ensure_switch_checkpoint(settings: dict[str, Any], seed: int, point: int, tr
             replay = keep.parent / f"replay_{point}"
             job = Job("l1", seed)
             train.main(train_argv(settings, job, OBJECTIVES["l1"].spec, replay, point))
-            shutil.copyfile(replay / "last.pt", keep.with_suffix(".tmp"))
-            os.replace(keep.with_suffix(".tmp"), keep)
+            _atomic_copy(replay / "last.pt", keep)
             shutil.rmtree(replay, ignore_errors=True)
     return keep
 
@@ -603,9 +606,8 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
 
     results_dir = Path(settings["results_dir"])
     # every objective with finished runs, not only this call's: the report is of the whole study
-    found = {json.loads(f.read_text())["objective"] for f in results_dir.glob("*__seed*.json")} if results_dir.is_dir() else set()
-    objectives = expand_objectives([*objectives, *(o for o in found if o in OBJECTIVES)])
-    runs = collect(results_dir, objectives)
+    runs = collect(results_dir, list(OBJECTIVES))
+    objectives = expand_objectives([*objectives, *runs])
     summary = summarise(runs, objectives)
     # the command that trained the runs (a --report call only rebuilds the tables)
     ran = sorted({r["command"] for rs in runs.values() for r in rs.values() if r.get("command")})

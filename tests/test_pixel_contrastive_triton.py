@@ -13,22 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _pairs import make_pair
+from _pairs import make_pair, triton_kernels_and_device
 
 from contrastive_sr_losses import kernels
 from contrastive_sr_losses.losses.pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss
 
-if not kernels.TRITON_AVAILABLE:
-    pytest.skip(f"triton is not importable: {kernels.TRITON_UNAVAILABLE_REASON}", allow_module_level=True)
-
-from contrastive_sr_losses.kernels import pixel_contrastive_triton as tk  # noqa: E402
-
-if tk.INTERPRETED:
-    DEVICE = torch.device("cpu")
-elif torch.cuda.is_available():
-    DEVICE = torch.device("cuda")
-else:  # compiled kernels and no GPU: TRITON_INTERPRET was not set before the import
-    pytest.skip("compiled Triton kernels need CUDA; run with TRITON_INTERPRET=1", allow_module_level=True)
+tk, DEVICE = triton_kernels_and_device()
 
 MODES = ["grid", "sliding"]
 

@@ -37,10 +37,9 @@ it is offered, and tested against a re-implementation of the released code):
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -48,6 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._nn import training_mode
 from .._validation import (
     autocast_disabled,
     check_choice,
@@ -261,19 +261,6 @@ def frequency_contrastive_loss(
 # ------------------------------------------------------------------------------------------------
 # the module: samples, embedding, loss
 # ------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _training_mode(module: nn.Module, mode: bool) -> Iterator[None]:
-    """Put every submodule in ``mode`` for the block and restore each one's own flag afterwards."""
-    saved = [(m, m.training) for m in module.modules() if m.training != mode]
-    for m, _ in saved:
-        m.training = mode
-    try:
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
-
-
 def _check_layers(discriminator: nn.Module, layers: object) -> tuple[int, ...]:
     check = getattr(discriminator, "check_layers", None)
     if callable(check):
@@ -441,7 +428,7 @@ class FrequencyContrastiveLoss(nn.Module):
         """Features of ``x`` at ``self.layers``, differentiable w.r.t. ``x`` only (eval mode)."""
         disc = self.discriminator
         detached = {name: p.detach() for name, p in disc.named_parameters()}
-        with _training_mode(disc, False):
+        with training_mode(disc, False):
             return list(
                 torch.func.functional_call(disc, detached, (x,), {"layers": self.layers, "return_logits": False})
             )
@@ -636,7 +623,7 @@ class PCLTrainer:
         reals, fakes = hr.detach(), sr.detach()
         if self.augment_discriminator:
             reals, fakes = self._augmented(fakes, reals, generator)
-        with torch.enable_grad(), _training_mode(disc, True):
+        with torch.enable_grad(), training_mode(disc, True):
             real = disc(self.criterion.to_unit_range(reals.to(dtype)))
             fake = disc(self.criterion.to_unit_range(fakes.to(dtype)))
             loss = contrastive_discriminator_loss(real, fake, form=self.discriminator_form)

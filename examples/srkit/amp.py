@@ -15,12 +15,12 @@ uses running statistics here, batch statistics in its training step), the RNG st
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from contrastive_sr_losses._nn import training_mode
 
 from .losses import CompositeLoss
 from .runtime import UsageError
@@ -35,24 +35,11 @@ AMP_NAMES: dict[torch.dtype, str] = {torch.bfloat16: "bf16", torch.float16: "fp1
 _SEED = 0
 
 
-@contextmanager
-def _evaluating(*modules: nn.Module) -> Iterator[None]:
-    """Every submodule in eval mode for the block; each one's own flag restored afterwards."""
-    saved = [(m, m.training) for module in modules for m in module.modules()]
-    for m, _ in saved:
-        m.training = False
-    try:
-        yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
-
-
 def _values(
     model: nn.Module, criterion: CompositeLoss, lr: Tensor, hr: Tensor, dtype: torch.dtype, autocast: bool
 ) -> dict[str, float]:
     devices = [lr.device] if lr.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), torch.no_grad(), _evaluating(model, criterion):
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), training_mode(model, False), training_mode(criterion, False):
         torch.manual_seed(_SEED)  # the losses' random draws (PCL's samples) are the same in both runs
         with torch.autocast(lr.device.type, dtype=dtype, enabled=autocast):
             sr = model(lr)
