@@ -10,6 +10,7 @@ Example:
 
 from . import archs, metrics
 from .archs import create_model, list_models
+from .balance import GradientBalance, TermBalance, gradient_balance, suggest_weight
 from .embeddings import RandomConvFeatures, VGG19Features, WaveletDiscriminator
 from .functional import dwt2, gaussian_blur2d, gaussian_high_pass, haar_dwt, haar_idwt, idwt2
 from .losses import (
@@ -58,6 +59,10 @@ __all__ = [
     "idwt2",
     "haar_dwt",
     "haar_idwt",
+    "gradient_balance",
+    "suggest_weight",
+    "GradientBalance",
+    "TermBalance",
     "create_model",
     "list_models",
     "archs",

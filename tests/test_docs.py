@@ -11,6 +11,7 @@ import torch
 MODULES = [
     "contrastive_sr_losses",
     "contrastive_sr_losses.losses.pixel_contrastive",
+    "contrastive_sr_losses.balance",
     "contrastive_sr_losses.kernels.selfcheck",
     "contrastive_sr_losses.functional.color",
     "contrastive_sr_losses.metrics",
