@@ -39,6 +39,11 @@ continues exactly where the checkpoint stopped (same patches, same random draws,
 differs, like the upsampler, keep their fresh initialisation) with a new optimizer: RRLFN's multi-stage
 warm start. Outputs in ``--out``: ``train.log``, ``history.json``, ``last.pt``, ``val_psnr.png``
 (with ``--plot-with OTHER_RUN ...`` the other runs' curves on the same axes).
+
+Term sizes: with more than one loss term, every log line also gives each term's gradient-norm ratio
+to the first term's on the network's weights (``grad/l1 pixel_contrastive 0.12``; the library's
+``gradient_balance``), stored as ``grad_ratio`` in ``history.json``; a term above 3x the first is
+warned about once (it then steers the training, not the reconstruction term).
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ from srkit.runtime import (  # noqa: E402
     teardown_distributed,
 )
 
+from contrastive_sr_losses import gradient_balance  # noqa: E402
 from contrastive_sr_losses.archs import list_models  # noqa: E402
 
 CHECKPOINT_FORMAT = "contrastive-sr-losses/train/1"
@@ -101,6 +107,7 @@ BASE_DEFAULTS = {
 }
 LR_SCHEDULES = ("step", "cosine_restart")
 SCHEDULE_FLAGS = ("lr", "lr_step", "lr_gamma")  # saved in a checkpoint's optimizer / scheduler state
+RATIO_WARN = 3.0  # a term whose gradient is above this many times the first term's is warned about, once
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -294,6 +301,18 @@ def step_is_finite(loss: torch.Tensor, model: nn.Module, check_grads: bool, dist
     return bool(ok.item() == 1.0)
 
 
+def term_ratios(terms: dict[str, torch.Tensor], model: nn.Module) -> dict[str, float | None]:
+    """Each term's gradient norm on the trainable weights over the first term's (``gradient_balance``;
+    the graph stays for the step's backward, no ``.grad`` changes). None where it is undefined or not
+    finite (a NaN step)."""
+    balance = gradient_balance(terms, [p for p in model.parameters() if p.requires_grad])
+    return {k: (v if v is not None and math.isfinite(v) else None) for k, v in balance.ratios().items()}
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
     """Copy every tensor of ``path`` whose name and shape match ``model``; report what stayed fresh.
 
@@ -473,6 +492,7 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
     bar = tqdm(total=args.iters, initial=start_iter, disable=not dist_info.main or args.no_progress, dynamic_ncols=True)
     tick = time.perf_counter()
     streak = skipped = 0  # non-finite steps in a row / since the last log line
+    warned: set[str] = set()  # terms already warned about as too heavy
     model.train()
     criterion.train()
     iteration = start_iter
@@ -481,9 +501,20 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
         lr_img, hr_img = lr_img.to(device, non_blocking=True), hr_img.to(device, non_blocking=True)
         if amp_dtype is not None and iteration == start_iter:  # stop before an AMP path trains wrong
             log(check_amp_first_step(model, criterion, lr_img, hr_img, amp_dtype))
+        # at a log point of a multi-term loss: each term's gradient on the weights next to the first's
+        measure = len(criterion.weights) > 1 and ((iteration + 1) % args.log_every == 0 or iteration + 1 == args.iters)
+        terms: dict[str, torch.Tensor] | None = {} if measure else None
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             sr = net(lr_img)
-            loss, parts = criterion(sr, hr_img, lr_img)
+            loss, parts = criterion(sr, hr_img, lr_img, terms=terms)
+        if terms:
+            ratios = term_ratios(terms, model)
+            heavy = {k: v for k, v in ratios.items() if v is not None and v > RATIO_WARN and k not in warned}
+            for name, ratio in heavy.items():
+                warned.add(name)
+                log(f"warning: the {name} term's gradient is {ratio:.3g}x the {next(iter(terms))} term's on the weights "
+                    f"(iteration {iteration + 1}); above {RATIO_WARN:g}x it decides the direction of training, not "
+                    "the reconstruction term. Lower its weight (contrastive_sr_losses.suggest_weight) unless that is meant")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -524,9 +555,13 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
             means = dict(zip(sorted(sums), stacked.tolist()))
             means = {"total": means.pop("total"), **means}
             rate = (count + skipped) / (time.perf_counter() - tick)
-            history["train"].append({"iteration": iteration, **means, "lr": scheduler.get_last_lr()[0]})
+            entry = {"iteration": iteration, **means, "lr": scheduler.get_last_lr()[0]}
+            if terms:
+                entry["grad_ratio"] = ratios
+            history["train"].append(entry)
             log(
                 f"[{iteration}/{args.iters}] " + " ".join(f"{k} {v:.5f}" for k, v in means.items())
+                + (f" | grad/{next(iter(terms))} " + " ".join(f"{k} {_fmt_ratio(v)}" for k, v in ratios.items()) if terms else "")
                 + f" | lr {scheduler.get_last_lr()[0]:.3g} | {rate:.2f} it/s"
                 + (f" | {skipped} non-finite step(s) skipped" if skipped else "")
             )

@@ -736,3 +736,35 @@ def test_value_range_contract_discriminator_step_is_range_free():
     torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)  # eq 7 on logits: no range in it
     for pa, pb in zip(a.discriminator.parameters(), b.discriminator.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-7, atol=1e-9)
+
+
+def test_generator_gradient_false_is_the_authors_no_grad_form():
+    # the released code embeds sr under torch.no_grad(): the same value, no gradient to sr
+    sr, hr = _pair()
+    sr = sr.detach().clone().requires_grad_(True)
+    live, frozen = _criterion(), _criterion(generator_gradient=False)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    value_live, value_frozen = live(sr, hr, generator=g1), frozen(sr, hr, generator=g2)
+    assert torch.equal(value_live.detach(), value_frozen)
+    assert value_live.requires_grad and not value_frozen.requires_grad
+    total = torch.nn.functional.l1_loss(sr, hr) + value_frozen  # eq 11 of the released code
+    total.backward()
+    l1_only = sr.detach().clone().requires_grad_(True)
+    torch.nn.functional.l1_loss(l1_only, hr).backward()
+    assert torch.equal(sr.grad, l1_only.grad)  # the network learns from L1 alone
+    assert "generator_gradient=False" in repr(frozen)
+
+
+def test_generator_gradient_false_still_trains_the_discriminator():
+    sr, hr = _pair()
+    crit = _criterion(generator_gradient=False)
+    trainer = PCLTrainer(crit, lr=1e-2)
+    before = [p.detach().clone() for p in crit.discriminator.parameters()]
+    value = trainer(sr, hr, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(value) and not value.requires_grad
+    assert any(not torch.equal(b, p) for b, p in zip(before, crit.discriminator.parameters()))
+
+
+def test_generator_gradient_must_be_a_bool():
+    with pytest.raises(TypeError, match="generator_gradient must be a bool"):
+        _criterion(generator_gradient="false")

@@ -130,8 +130,8 @@ def _nan_on_calls(monkeypatch, calls: set[int]) -> None:
     real = CompositeLoss.forward
     seen = [0]
 
-    def forward(self, sr, hr, lr):
-        total, parts = real(self, sr, hr, lr)
+    def forward(self, sr, hr, lr, terms=None):
+        total, parts = real(self, sr, hr, lr, terms)
         if self.training:
             seen[0] += 1
             if seen[0] in calls:

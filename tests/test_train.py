@@ -137,6 +137,32 @@ def test_kill_and_resume_gives_the_uninterrupted_result(data, tmp_path):
     assert _same_weights(resumed["model"], straight["model"])
 
 
+def test_term_ratios_are_logged_and_do_not_change_the_training(data, tmp_path):
+    loss = "l1+0.1*pixel_contrastive(region=4)"
+    train.main(_args(data, tmp_path / "every", "--iters", "4", "--loss", loss, "--log-every", "1"))
+    train.main(_args(data, tmp_path / "never", "--iters", "4", "--loss", loss, "--log-every", "1000"))
+    every = _ckpt(tmp_path / "every" / "last.pt")
+    # measuring (extra autograd.grad calls at the log points) leaves the weights bit-identical
+    assert _same_weights(every["model"], _ckpt(tmp_path / "never" / "last.pt")["model"])
+    entries = json.loads((tmp_path / "every" / "history.json").read_text())["train"]
+    assert [e["iteration"] for e in entries] == [1, 2, 3, 4]
+    assert all(set(e["grad_ratio"]) == {"pixel_contrastive"} and 0 < e["grad_ratio"]["pixel_contrastive"] < 3 for e in entries)
+    log = (tmp_path / "every" / "train.log").read_text()
+    assert "| grad/l1 pixel_contrastive " in log and "warning" not in log
+    # a single-term loss has nothing to compare
+    train.main(_args(data, tmp_path / "l1", "--iters", "2"))
+    assert "grad_ratio" not in json.loads((tmp_path / "l1" / "history.json").read_text())["train"][-1]
+
+
+def test_a_term_above_3x_the_first_is_warned_about_once(data, tmp_path):
+    train.main(_args(data, tmp_path / "heavy", "--iters", "4", "--loss", "l1+50*high_pass", "--log-every", "1"))
+    log = (tmp_path / "heavy" / "train.log").read_text()
+    assert log.count("warning: the high_pass term's gradient is") == 1
+    assert "the l1 term's on the weights (iteration 1)" in log and "suggest_weight" in log
+    ratios = [e["grad_ratio"]["high_pass"] for e in json.loads((tmp_path / "heavy" / "history.json").read_text())["train"]]
+    assert len(ratios) == 4 and min(ratios) > 3
+
+
 def test_dataloader_workers_do_not_change_the_result(data, tmp_path):
     train.main(_args(data, tmp_path / "w0", "--iters", "3"))
     train.main([*_args(data, tmp_path / "w2", "--iters", "3"), "--workers", "2"])

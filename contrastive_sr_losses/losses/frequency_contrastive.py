@@ -320,6 +320,13 @@ class FrequencyContrastiveLoss(nn.Module):
             upsamples the LR with ``align_corners=False`` (the LR images' own geometry); the module
             docstring of :mod:`contrastive_sr_losses.samplers` says why.
         reduction: ``'mean'`` (eq 10, default) or ``'none'`` (``(N,)``).
+        generator_gradient: ``True`` (default): ``sr``'s embedding keeps its graph, so the SR network
+            learns from L_CL (eq 11 as the paper writes it). ``False``: the authors' released code, which
+            embeds ``sr`` under ``torch.no_grad()``: the same value is returned (to log) but ``sr`` gets no
+            gradient from it, so the network trains on the other terms (L1) alone; the discriminator still
+            trains through :class:`PCLTrainer`. The published PCL numbers come from this form. Default
+            ``True`` because a term that sends no gradient is not a training loss; note that with
+            ``True`` and alpha >= 0.1 the library's loss study measured large PSNR losses (README, PCL).
 
     Shape:
         - sr, hr: ``(N, C, H, W)``; lr: ``(N, C, h, w)`` (any size; upsampled to ``H x W``).
@@ -351,10 +358,14 @@ class FrequencyContrastiveLoss(nn.Module):
         blur_kernel_sizes: Sequence[int] = DEFAULT_BLUR_KERNEL_SIZES,
         sample_form: str = "library",
         reduction: str = "mean",
+        generator_gradient: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(discriminator, nn.Module):
             raise TypeError(f"discriminator must be an nn.Module, got {type(discriminator).__name__}")
+        if not isinstance(generator_gradient, bool):
+            raise TypeError(f"generator_gradient must be a bool, got {type(generator_gradient).__name__}")
+        self.generator_gradient = generator_gradient
         self.discriminator = discriminator.eval()
         self.num_positives = check_positive_int(num_positives, "num_positives")
         self.num_negatives = check_positive_int(num_negatives, "num_negatives")
@@ -441,7 +452,8 @@ class FrequencyContrastiveLoss(nn.Module):
         positives, negatives = self.make_samples(hr, lr, generator)
         n, k_pos = positives.shape[:2]
         dtype = module_dtype(self.discriminator, compute_dtype(sr, hr))
-        anchor = self.embed(self.to_unit_range(sr.to(dtype)))
+        with torch.set_grad_enabled(self.generator_gradient and torch.is_grad_enabled()):
+            anchor = self.embed(self.to_unit_range(sr.to(dtype)))
         with torch.no_grad():
             samples = self.to_unit_range(torch.cat([positives, negatives], dim=1).flatten(0, 1).to(dtype))
             sample_features = [f.unflatten(0, (n, -1)) for f in self.embed(samples)]
@@ -459,7 +471,7 @@ class FrequencyContrastiveLoss(nn.Module):
         return (
             f"num_positives={self.num_positives}, num_negatives={self.num_negatives}, layers={self.layers}, "
             f"temperature={self.temperature}, lr_negative={self.lr_negative}, value_range={self.value_range}, "
-            f"sample_form={self.sample_form!r}, reduction={self.reduction!r}"
+            f"sample_form={self.sample_form!r}, reduction={self.reduction!r}, generator_gradient={self.generator_gradient}"
         )
 
 

@@ -355,10 +355,13 @@ class CompositeLoss(nn.Module):
             except (TypeError, ValueError) as err:
                 raise UsageError(f"--loss pcl(...): {err}") from err
 
-    def forward(self, sr: Tensor, hr: Tensor, lr: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, sr: Tensor, hr: Tensor, lr: Tensor, terms: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The weighted total (float32) and each term's unweighted value (detached, on the device:
         no host sync here; the caller converts them when it logs). In training mode PCL first makes
-        its discriminator step."""
+        its discriminator step. ``terms``, when given, is filled with each term's weighted value with
+        its graph (for :func:`contrastive_sr_losses.gradient_balance`)."""
         values = {}
         for name, loss in self.losses.items():
             if name == "pcl":
@@ -366,10 +369,12 @@ class CompositeLoss(nn.Module):
                 values[name] = call(sr, hr, lr if loss.lr_negative else None)
             else:
                 values[name] = loss(sr, hr, lr=lr) if LOSSES[name].needs_lr else loss(sr, hr)
-        total = sum(self.weights[name] * value.float() for name, value in values.items())
+        weighted = {name: self.weights[name] * value.float() for name, value in values.items()}
+        if terms is not None:
+            terms.update(weighted)
+        total = sum(weighted.values())
         return total, {name: value.detach() for name, value in values.items()}  # type: ignore[return-value]
 
-    @torch.no_grad()
     @torch.no_grad()
     def check_terms(self, hr_shape: tuple[int, int, int, int], scale: int, device: torch.device) -> None:
         """Run every term once on random data of the training shape (eval mode: no discriminator
