@@ -74,6 +74,8 @@ def _pc(temperature: float, mode: str = "grid", region: int = 8) -> str:
     return f"l1+{0.1 * temperature:.6g}*pixel_contrastive({args})"
 
 
+_SMALL_DISC = "disc_channels=(16,16,32,32,64,64,128,128)"  # a quarter of the paper's widths (CPU cost)
+
 OBJECTIVES: dict[str, Objective] = {
     "l1": Objective("l1", "plain L1, the baseline every other objective is paired with"),
     "pc_T1": Objective(_pc(1.0), "L1 + 0.1 x pixel contrastive at T = 1 on [0, 1] images (the library's default until this study)"),
@@ -88,7 +90,7 @@ OBJECTIVES: dict[str, Objective] = {
         switch_from_l1_at=0.75,
     ),
     "pcl_small_disc": Objective(
-        "l1+1*pcl(disc_channels=(16,16,32,32,64,64,128,128))",
+        f"l1+1*pcl({_SMALL_DISC})",
         "PCL, alpha 1, with a discriminator of a quarter of the paper's channel widths (CPU cost)",
     ),
     "pc_T1+high_pass": Objective("l1+0.1*pixel_contrastive+1.5*high_pass(sigma=1.0)", "combination: L1 + 0.1 pixel contrastive + 1.5 high-pass (= 0.6/0.4)"),
@@ -105,6 +107,21 @@ OBJECTIVES: dict[str, Objective] = {
     "random_conv_w0.001_last_quarter": Objective(
         "l1+0.001*random_conv", "random-conv weight sweep: RRLFN's last stage at lambda 0.001", switch_from_l1_at=0.75,
     ),
+    # ---- PCL at the least harmful alpha measured (0.01), from scratch and late in an L1 run; in the
+    # paper's form (the contrastive gradient reaches the network) and in the authors' released form
+    # (generator-side features under no_grad: the network trains on L1 alone, the discriminator trains)
+    "pcl_a0.01_small_disc": Objective(
+        f"l1+0.01*pcl({_SMALL_DISC})", "PCL at alpha 0.01 from scratch, quarter-width discriminator",
+    ),
+    "pcl_a0.01_last_quarter": Objective(
+        f"l1+0.01*pcl({_SMALL_DISC})", "PCL at alpha 0.01 for the last quarter of the same seed's L1 run",
+        switch_from_l1_at=0.75,
+    ),
+    "pcl_a0.01_nograd_last_quarter": Objective(
+        f"l1+0.01*pcl({_SMALL_DISC},generator_gradient=false)",
+        "the authors' released PCL (no contrastive gradient to the network) for the last quarter of the L1 run",
+        switch_from_l1_at=0.75,
+    ),
 }
 
 # what `--objectives` means by default ("study", the objectives issue 11 asks for, ~2 h on 2 cores at the
@@ -114,9 +131,15 @@ STUDY_OBJECTIVES = [
     "l1", "pc_T1", "pc_T0.3", "pc_T0.1", "pc_T0.03", "pc_T1/255", "pc_sliding_T1", "high_pass",
     "random_conv_last_quarter", "pcl_small_disc", "pc_T1+high_pass",
 ]
+# the training-length ladder (issue "Does the gain last?"): the objectives that beat L1 at 600
+# iterations, at 2,400 and 9,600; "late": PCL and random-conv for the last quarter of the L1 run
+LADDER_OBJECTIVES = ["l1", "pc_T1", "high_pass", "pc_T1+high_pass"]
+LATE_OBJECTIVES = ["l1", "random_conv_w0.001_last_quarter", "pcl_a0.01_last_quarter", "pcl_a0.01_nograd_last_quarter"]
 OBJECTIVE_GROUPS: dict[str, list[str]] = {
     "study": STUDY_OBJECTIVES,
-    "sweep": ["l1"] + [o for o in OBJECTIVES if o not in STUDY_OBJECTIVES],
+    "sweep": ["l1"] + [o for o in OBJECTIVES if o not in STUDY_OBJECTIVES and o not in LATE_OBJECTIVES + ["pcl_a0.01_small_disc"]],
+    "ladder": LADDER_OBJECTIVES,
+    "late": LATE_OBJECTIVES,
     "all": list(OBJECTIVES),
 }
 
@@ -128,6 +151,7 @@ FAMILY_DEFAULT: dict[str, str] = {
                            "pc_T1+high_pass")},
     **{o: "high_pass" for o in ("high_pass_sigma0.5", "high_pass_sigma2")},
     **{o: "random_conv_last_quarter" for o in ("random_conv_w0.01_last_quarter", "random_conv_w0.001_last_quarter")},
+    "pcl_a0.01_small_disc": "pcl_small_disc",
 }
 
 
@@ -311,11 +335,36 @@ def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:
     result = {
         "objective": job.objective, "spec": objective.spec, "note": objective.note, "seed": job.seed,
         "switch_from_l1_at": objective.switch_from_l1_at, "iterations": iters,
-        "settings": {k: v for k, v in settings.items() if k not in ("runs_dir", "lr_cache")},
+        "settings": portable_settings(settings),
         "wall_s": timing, "code": code_version(), "command": settings.get("command"), "sets": metrics,
     }
+    ratios = grad_ratios(out / "history.json")
+    if ratios:
+        result["grad_ratio"] = ratios
     _atomic_write_json(result, result_path(Path(settings["results_dir"]), job))
     return result
+
+
+def portable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings as a results file keeps them: no path of the machine that ran it (``data`` is the
+    data folder's name; the run and cache folders, and the command, kept beside the settings, are left out)."""
+    kept = {k: v for k, v in settings.items() if k not in ("runs_dir", "lr_cache", "results_dir", "command")}
+    if "data" in kept:
+        kept["data"] = Path(kept["data"]).name
+    return kept
+
+
+def grad_ratios(history: Path) -> dict[str, Any]:
+    """Each extra term's gradient-norm ratio to the first term (train.py's ``grad_ratio`` log entries):
+    the median over the log points and every point as ``[iteration, ratio]``."""
+    if not history.is_file():
+        return {}
+    points: dict[str, list[list[float]]] = {}
+    for entry in json.loads(history.read_text()).get("train", []):
+        for term, ratio in (entry.get("grad_ratio") or {}).items():
+            if ratio is not None:
+                points.setdefault(term, []).append([entry["iteration"], ratio])
+    return {t: {"median": statistics.median(r for _, r in p), "points": p} for t, p in points.items()}
 
 
 def ensure_switch_checkpoint(settings: dict[str, Any], seed: int, point: int, train: Any) -> Path:
@@ -472,6 +521,12 @@ def summarise(runs: dict[str, dict[int, dict[str, Any]]], objectives: list[str])
             "wall_s_per_run": statistics.fmean(runs[obj][s]["wall_s"]["total"] for s in seeds), "sets": {},
             "protocols": sorted({runs[obj][s].get("code", {}).get("protocol") or "?" for s in seeds}),
         }
+        ratios: dict[str, list[float]] = {}
+        for s in seeds:
+            for term, r in runs[obj][s].get("grad_ratio", {}).items():
+                ratios.setdefault(term, []).append(r["median"])
+        if ratios:  # the median over the seeds of each run's median over its log points
+            entry["grad_ratio"] = {t: statistics.median(v) for t, v in ratios.items()}
         for name in sets:
             cell: dict[str, Any] = {}
             for m in METRICS:
@@ -504,6 +559,7 @@ def _fmt_diff(d: dict[str, Any] | None, digits: int) -> str:
 
 def markdown_report(summary: dict[str, Any], settings: dict[str, Any], command: str) -> str:
     sets = list(next(iter(summary.values()))["sets"]) if summary else []
+    with_ratio = any("grad_ratio" in e for e in summary.values())
     lines = [
         f"Loss study: {settings['arch']} ({settings['arch_kwargs'] or 'full size'}) x{settings['scale']}, "
         f"{settings['iters']} iterations, batch {settings['batch']}, LR patch {settings['patch']}, Adam lr "
@@ -515,14 +571,17 @@ def markdown_report(summary: dict[str, Any], settings: dict[str, Any], command: 
         "Paired difference to L1 (same seed: same initial weights, same patches), mean ± 95% t-interval "
         "half-width over the seeds; an interval that contains 0 is within noise.",
         "",
-        "| objective | seeds | min / run | " + " | ".join(f"{s} ΔPSNR" for s in sets) + " |",
-        "|---|---:|---:|" + "---:|" * len(sets),
+        "| objective | seeds | min / run | " + " | ".join(f"{s} ΔPSNR" for s in sets) + " |"
+        + (" grad ratio to L1 (median) |" if with_ratio else ""),
+        "|---|---:|---:|" + "---:|" * len(sets) + ("---|" if with_ratio else ""),
     ]
     for obj, e in summary.items():
         row = [f"`{obj}`", str(len(e["seeds"])), f"{e['wall_s_per_run'] / 60:.1f}"]
         for s in sets:
             cell = e["sets"].get(s, {})
             row.append(f"{cell['psnr']:.3f}" if obj == "l1" and "psnr" in cell else _fmt_diff(cell.get("psnr_vs_l1"), 3))
+        if with_ratio:
+            row.append(", ".join(f"{t} {r:.3g}" for t, r in e.get("grad_ratio", {}).items()) or "-")
         lines.append("| " + " | ".join(row) + " |")
     variants = [o for o in summary if any("psnr_vs_default" in summary[o]["sets"].get(s, {}) for s in sets)]
     if variants:
@@ -619,7 +678,7 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
     report = {
         "benchmark": "loss_study",
         "command": command,
-        "settings": {k: v for k, v in settings.items() if k not in ("runs_dir", "lr_cache", "results_dir")},
+        "settings": portable_settings(settings),
         "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count()},
         "objectives": {o: asdict(OBJECTIVES[o]) for o in objectives},

@@ -65,6 +65,14 @@ def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp
     assert l1["spec"] == "l1" and l1["seed"] == 0 and l1["iterations"] == 8 and l1["code"]["protocol"]
     assert l1["command"].startswith("python benchmarks/loss_study.py --arch-kwargs")
     assert set(l1["sets"]) == {"test"} and l1["sets"]["test"]["images"] == 1
+    # no path of this machine in the results (issue: run JSONs stored absolute paths)
+    assert l1["settings"]["data"] == data.name and "results_dir" not in l1["settings"] and "grad_ratio" not in l1
+    for f in [*runs.glob("*.json"), tmp_path / "results" / "loss_study.json"]:
+        stored = json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != "command"})  # as typed
+        assert str(tmp_path) not in stored and str(data) not in stored, f
+    # the switching run records its term's gradient ratio to L1 at each log point after the switch
+    ratio = json.loads((runs / "random_conv_last_quarter__seed0.json").read_text())["grad_ratio"]["random_conv"]
+    assert [it for it, _ in ratio["points"]] == [8] and ratio["median"] == ratio["points"][0][1] > 0
     # pairing: every objective of a seed starts from the same weights and patches; the switching run
     # is L1 itself until 3/4 of the run (iteration 6), then L1 + random-conv
     rc = torch.load(tmp_path / "runs" / "random_conv_last_quarter" / "seed0" / "last.pt", weights_only=False)
@@ -81,7 +89,8 @@ def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp
     assert cell["n"] == 2 and cell["mean"] == pytest.approx(sum(diffs) / 2)
     assert cell["half"] == pytest.approx(12.706 * abs(diffs[0] - diffs[1]) / 2 ** 0.5 / 2 ** 0.5)
     md = (tmp_path / "results" / "loss_study.md").read_text()
-    assert "| `random_conv_last_quarter` | 2 |" in md and "±" in md
+    assert "| `random_conv_last_quarter` | 2 |" in md and "±" in md and "grad ratio to L1 (median)" in md
+    assert f"random_conv {report['summary']['random_conv_last_quarter']['grad_ratio']['random_conv']:.3g} |" in md
     assert (tmp_path / "results" / "loss_study.png").stat().st_size > 1000
     # on another machine the L1 checkpoints are gone: the switching run replays L1's first leg to the
     # switch point and reaches the same result
