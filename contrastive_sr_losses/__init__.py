@@ -14,6 +14,7 @@ from .balance import GradientBalance, TermBalance, gradient_balance, suggest_wei
 from .embeddings import RandomConvFeatures, VGG19Features, WaveletDiscriminator
 from .functional import dwt2, gaussian_blur2d, gaussian_high_pass, haar_dwt, haar_idwt, idwt2
 from .losses import (
+    CombinedLoss,
     FrequencyContrastiveLoss,
     PCLTrainer,
     contrastive_discriminator_loss,
@@ -34,6 +35,7 @@ from .samplers import RandomGaussianBlur, RandomSharpen
 __version__ = "0.1.0"
 
 __all__ = [
+    "CombinedLoss",
     "PixelContrastiveLoss",
     "pixel_contrastive_loss",
     "pixel_contrastive_reference_map",

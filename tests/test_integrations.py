@@ -11,6 +11,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import contrastive_sr_losses.losses as core
 from contrastive_sr_losses import GaussianHighPassLoss, PixelContrastiveLoss, RandomConvContrastiveLoss
@@ -45,10 +46,11 @@ def test_importing_the_package_and_integrations_imports_no_framework():
 
 def test_every_loss_of_the_library_has_an_adapter_under_a_name_unique_ignoring_case():
     wrapped = {c.__name__ for c in (PixelContrastiveLoss, GaussianHighPassLoss, RandomConvContrastiveLoss,
-                                    core.RatioContrastiveLoss, core.FrequencyContrastiveLoss, core.PCLTrainer)}
+                                    core.RatioContrastiveLoss, core.FrequencyContrastiveLoss, core.PCLTrainer,
+                                    core.CombinedLoss)}
     assert {n for n in core.__all__ if n[0].isupper()} == wrapped  # a new loss needs an adapter too
     names = list(adapters.ADAPTERS)
-    assert len({n.lower() for n in names}) == len(names) == 6
+    assert len({n.lower() for n in names}) == len(names) == 7
     for module in (basicsr, traiNNer, neosr):
         assert all(getattr(module, n).__name__ == n and getattr(module, n).__module__ == module.__name__ for n in names)
 
@@ -115,6 +117,54 @@ def test_basicsr_pixel_slot_returns_a_tensor_and_both_slots_add_up(monkeypatch):
     torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="slot must be one of"):
         basicsr.CSRPixelContrastiveLoss(slot="gan")
+
+
+BEST_TERMS = {"l1": 1.0, "pixel_contrastive": 0.1, "high_pass": [1.5, {"sigma": 1.0}]}  # as a YAML / TOML list
+
+
+def best_objective(output: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(output, gt) + 0.1 * PixelContrastiveLoss()(output, gt) + 1.5 * GaussianHighPassLoss()(output, gt)
+
+
+@pytest.mark.parametrize("framework", ["basicsr", "traiNNer", "neosr"])
+def test_the_study_best_objective_fits_one_slot_of_each_framework(framework, monkeypatch):
+    stand_in = fw.install(framework, monkeypatch)
+    REGISTER[framework]()
+    lq, gt = batch(2)
+    if framework == "basicsr":
+        opt = {"train": {"pixel_opt": {"type": "CSRCombinedLoss", "slot": "pixel", "loss_weight": 2.0, "terms": BEST_TERMS},
+                         "perceptual_opt": None}}
+        model = stand_in.model(opt)
+        key = "l_pix"
+    elif framework == "traiNNer":
+        opt = fw.Opt(use_amp=False, use_channels_last=False, path=None,
+                     train=fw.Opt(losses=[{"type": "CSRCombinedLoss", "loss_weight": 2.0, "terms": BEST_TERMS}]))
+        model = stand_in.model_module.SRModel(opt)
+        key = "l_g_csrcombined"
+    else:
+        opt = {"use_amp": False, "train": {"pixel_opt": {"type": "CSRCombinedLoss", "loss_weight": 2.0, "terms": BEST_TERMS}}}
+        model = stand_in.models.get("csr_image")(opt)
+        key = "l_g_pixel"
+    model.feed_data(lq, gt)
+    output = model.net_g(lq).detach()
+    if framework == "neosr":
+        output = torch.clamp(output, 1 / 255, 1)
+    total = model.optimize_parameters(1)
+    torch.testing.assert_close(model.log_dict[key].float(), 2.0 * best_objective(output, gt), rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(total)
+
+
+def test_combined_adapter_refuses_pcl_and_other_reductions():
+    with pytest.raises(ValueError, match="use CSRPCLLoss for the pcl term"):
+        basicsr.CSRCombinedLoss(terms={"l1": 1.0, "pcl": 0.01})
+    with pytest.raises(ValueError, match="only 'mean' applies"):
+        basicsr.CSRCombinedLoss(terms={"l1": 1.0}, reduction="sum")
+    with pytest.raises(KeyError, match="unknown loss 'pixel'"):
+        neosr.CSRCombinedLoss(terms={"pixel": 1.0})
+    lq, gt = batch(1)
+    loss = traiNNer.CSRCombinedLoss(terms={"l1": 1.0, "random_conv": 0.001}, scale=2)
+    expected = F.l1_loss(gt * 0.9, gt) + 0.001 * RandomConvContrastiveLoss()(gt * 0.9, gt, lr=lq)
+    torch.testing.assert_close(loss(gt * 0.9, gt, lq=lq), expected)
 
 
 @pytest.mark.parametrize("amp", [False, True])

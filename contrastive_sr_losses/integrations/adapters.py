@@ -44,6 +44,7 @@ from ..embeddings import VGG19Features, WaveletDiscriminator
 from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS
 from ..embeddings.wavelet_discriminator import PCL_CHANNELS, PCL_FEATURE_LAYERS, PCL_STRIDES
 from ..losses import (
+    CombinedLoss,
     FrequencyContrastiveLoss,
     GaussianHighPassLoss,
     PCLTrainer,
@@ -382,6 +383,44 @@ class PCLAdapter(_NeedsLR, CSRLoss):
         self.trainer.load_state_dict(state)
 
 
+class CombinedAdapter(_NeedsLR, CSRLoss):
+    """:class:`~contrastive_sr_losses.CombinedLoss`: a whole objective in one loss slot, e.g. the loss
+    study's best, ``terms: {l1: 1.0, pixel_contrastive: 0.1, high_pass: 1.5}`` (a term may be
+    ``[weight, {options}]``). ``scale`` makes the LR image for the terms that need it when the
+    framework passes no ``lq``. PCL is not accepted here: its discriminator state needs
+    ``CSRPCLLoss`` (in BasicSR, put that in the perceptual slot beside this one in the pixel slot).
+
+    Example:
+        >>> from contrastive_sr_losses.integrations.basicsr import CSRCombinedLoss
+        >>> loss = CSRCombinedLoss(slot="pixel", terms={"l1": 1.0, "pixel_contrastive": 0.1, "high_pass": 1.5})
+        >>> loss(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)).shape     # BasicSR's pixel slot
+        torch.Size([])
+    """
+
+    def __init__(
+        self,
+        loss_weight: float = 1.0,
+        reduction: str = "mean",
+        slot: str | None = None,
+        *,
+        terms: dict[str, Any],
+        scale: int | None = None,
+    ) -> None:
+        super().__init__(loss_weight, reduction, slot)
+        if reduction != "mean":
+            raise ValueError(f"reduction: {type(self).__name__} sums scalar terms, so only 'mean' applies, got {reduction!r}")
+        if isinstance(terms, dict) and "pcl" in terms:
+            raise ValueError(
+                f"terms: {type(self).__name__} cannot keep PCL's discriminator state across a resume; "
+                "use CSRPCLLoss for the pcl term (BasicSR: in the perceptual slot, this loss in the pixel slot)"
+            )
+        self.scale = self._check_scale(scale)
+        self.loss = CombinedLoss(terms)
+
+    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+        return self.loss(pred, target, self.lr_image(target, lq) if self.loss.needs_lr else None)
+
+
 #: Registered name -> generic adapter class, in README order.
 ADAPTERS: dict[str, type[CSRLoss]] = {
     "CSRPixelContrastiveLoss": PixelContrastiveAdapter,
@@ -390,6 +429,7 @@ ADAPTERS: dict[str, type[CSRLoss]] = {
     "CSRRatioContrastiveLoss": RatioContrastiveAdapter,
     "CSRFrequencyContrastiveLoss": FrequencyContrastiveAdapter,
     "CSRPCLLoss": PCLAdapter,
+    "CSRCombinedLoss": CombinedAdapter,
 }
 
 

@@ -1,5 +1,6 @@
 """Loss modules, one file per loss family, each with its functional twin."""
 
+from .combined import CombinedLoss
 from .frequency_contrastive import (
     FrequencyContrastiveLoss,
     PCLTrainer,
@@ -17,6 +18,7 @@ from .random_conv import RandomConvContrastiveLoss, random_conv_contrastive_loss
 from .ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss
 
 __all__ = [
+    "CombinedLoss",
     "PixelContrastiveLoss",
     "pixel_contrastive_loss",
     "pixel_contrastive_reference_map",

@@ -46,64 +46,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from contrastive_sr_losses.losses.combined import CombinedLoss
+from contrastive_sr_losses.losses.registry import LOSSES, LossEntry  # noqa: F401  (the one registry)
+
 from .runtime import UsageError, parse_kwargs, split_top_level
-
-
-@dataclass(frozen=True)
-class LossEntry:
-    """How to build a loss of the registry: ``module.attr(**kwargs)``; ``needs_lr``: forward gets ``lr=``."""
-
-    module: str
-    attr: str
-    needs_lr: bool
-    summary: str
-    build: Callable[..., nn.Module] | None = None  # a custom factory instead of ``attr``
-
-
-def _pcl(
-    disc_channels: tuple[int, ...] | None = None, disc_strides: tuple[int, ...] | None = None, **kwargs: Any
-) -> nn.Module:
-    from contrastive_sr_losses.embeddings.wavelet_discriminator import WaveletDiscriminator
-    from contrastive_sr_losses.losses.frequency_contrastive import FrequencyContrastiveLoss
-
-    disc_kwargs = {k: v for k, v in (("channels", disc_channels), ("strides", disc_strides)) if v is not None}
-    return FrequencyContrastiveLoss(WaveletDiscriminator(**disc_kwargs), **kwargs)
-
-
-def _vgg_contrastive(weights: str = "imagenet", **kwargs: Any) -> nn.Module:
-    from contrastive_sr_losses.embeddings.vgg import CSD_WEIGHTS, VGG19Features
-    from contrastive_sr_losses.losses.ratio_contrastive import RatioContrastiveLoss
-
-    return RatioContrastiveLoss(VGG19Features(weights=weights), kwargs.pop("layer_weights", CSD_WEIGHTS), **kwargs)
-
-
-LOSSES: dict[str, LossEntry] = {
-    "l1": LossEntry("torch.nn", "L1Loss", False, "mean absolute error (the SR papers' base loss)"),
-    "mse": LossEntry("torch.nn", "MSELoss", False, "mean squared error"),
-    "pixel_contrastive": LossEntry(
-        "contrastive_sr_losses.losses.pixel_contrastive", "PixelContrastiveLoss", False,
-        "local-region pixel contrastive loss (Zhou et al., PRFFN; weight 0.1, region 8)",
-    ),
-    "high_pass": LossEntry(
-        "contrastive_sr_losses.losses.high_pass", "GaussianHighPassLoss", False,
-        "Gaussian high-frequency L1 loss (Wang et al., G-IDRN; 0.4 * l1 + 0.6 * high_pass)",
-    ),
-    "random_conv": LossEntry(
-        "contrastive_sr_losses.losses.random_conv", "RandomConvContrastiveLoss", True,
-        "ratio contrastive loss in a frozen random Conv-Tanh-Conv space, negative = bicubic LR (RLFN / RRLFN)",
-    ),
-    "vgg_contrastive": LossEntry(
-        "contrastive_sr_losses.losses.ratio_contrastive", "RatioContrastiveLoss", True,
-        "CSD / AECR-Net contrastive regularisation on VGG19 features (needs vgg19-dcbb9e9d.pth, weights=PATH)",
-        build=_vgg_contrastive,
-    ),
-    "pcl": LossEntry(
-        "contrastive_sr_losses.losses.frequency_contrastive", "FrequencyContrastiveLoss", False,
-        "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; weight 1), the discriminator "
-        "trained alternately (d_lr=1e-4; lr_negative=true adds the LR negative; disc_channels/disc_strides)",
-        build=_pcl,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -242,22 +188,16 @@ def parse_loss_spec(spec: str) -> list[Term]:
     return terms
 
 
-def build_term(term: Term) -> nn.Module:
+def _check_importable(term: Term) -> None:
+    """A one-line error when the module holding ``term``'s loss cannot be imported here."""
     entry = LOSSES[term.name]
     try:
-        module = importlib.import_module(entry.module)
+        importlib.import_module(entry.module)
     except ImportError as err:
         raise UsageError(
             f"--loss {term.name}: this installation has no {entry.module} ({err}); known losses that work here: "
             + ", ".join(n for n in LOSSES if _available(n))
         ) from err
-    factory = entry.build or getattr(module, entry.attr, None)
-    if factory is None:
-        raise UsageError(f"--loss {term.name}: {entry.module} has no {entry.attr}")
-    try:
-        return factory(**term.kwargs)
-    except (TypeError, ValueError, FileNotFoundError, RuntimeError) as err:
-        raise UsageError(f"--loss {term}: {err}") from err
 
 
 def _available(name: str) -> bool:
@@ -306,8 +246,9 @@ class _SyncedAdam(torch.optim.Adam):
         return out
 
 
-class CompositeLoss(nn.Module):
-    """Weighted sum of the spec's terms; ``forward(sr, hr, lr)`` -> ``(total, {name: value})``.
+class CompositeLoss(CombinedLoss):
+    """The ``--loss`` spec as a :class:`~contrastive_sr_losses.CombinedLoss`;
+    ``forward(sr, hr, lr)`` -> ``(total, {name: value})``.
 
     Args:
         spec: the ``--loss`` string.
@@ -320,12 +261,10 @@ class CompositeLoss(nn.Module):
         self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False,
         generator_lr: float | None = None, generator_schedule: Callable[[Any], Any] | None = None,
     ) -> None:
-        super().__init__()
         from contrastive_sr_losses.losses.frequency_contrastive import PCLTrainer
 
-        self.terms_spec = parse_loss_spec(spec)
-        self.spec = "+".join(str(t) for t in self.terms_spec)
-        kwargs = {t.name: dict(t.kwargs) for t in self.terms_spec}
+        terms_spec = parse_loss_spec(spec)
+        kwargs = {t.name: dict(t.kwargs) for t in terms_spec}
         pcl_kwargs = kwargs.get("pcl", {})
         d_lr, d_schedule = pcl_kwargs.pop("d_lr", 1e-4), pcl_kwargs.pop("d_schedule", "constant")
         d_form, d_augment = pcl_kwargs.pop("d_form", "per_position"), pcl_kwargs.pop("d_augment", False)
@@ -337,43 +276,45 @@ class CompositeLoss(nn.Module):
             raise UsageError(f"--loss pcl(d_lr=...): the discriminator's learning rate must be a finite number > 0 or 'same', got {d_lr!r}")
         if d_schedule not in ("constant", "same") or (d_schedule == "same" and generator_schedule is None):
             raise UsageError(f"--loss pcl(d_schedule=...): 'constant' or 'same' (with a generator schedule), got {d_schedule!r}")
-        terms = [Term(t.weight, t.name, kwargs[t.name]) for t in self.terms_spec]
-        self.losses = nn.ModuleDict({t.name: build_term(t) for t in terms}).to(device)
-        self.weights = {t.name: t.weight for t in terms}
-        self.trainers: dict[str, Any] = {}
-        if "pcl" in self.losses:
-            pcl = self.losses["pcl"]
-            disc = pcl.discriminator
-            optimizer = _SyncedAdam(disc, float(d_lr)) if distributed else None
+        for t in terms_spec:
+            _check_importable(t)
+
+        def make_trainer(pcl: nn.Module) -> Any:
+            optimizer = _SyncedAdam(pcl.discriminator, float(d_lr)) if distributed else None
             scaler = torch.amp.GradScaler(device.type) if fp16_scaler else None
             try:
-                self.trainers["pcl"] = PCLTrainer(
-                    pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,
+                return PCLTrainer(
+                    pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,  # type: ignore[arg-type]
                     scheduler=generator_schedule if d_schedule == "same" else None,
-                    discriminator_form=d_form, augment_discriminator=d_augment,  # type: ignore[arg-type]
+                    discriminator_form=d_form, augment_discriminator=d_augment,
                 )
             except (TypeError, ValueError) as err:
                 raise UsageError(f"--loss pcl(...): {err}") from err
 
-    def forward(
+        try:
+            super().__init__({t.name: (t.weight, kwargs[t.name]) for t in terms_spec}, pcl_trainer=make_trainer,
+                             device=device)
+        except (TypeError, ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+            if isinstance(err, UsageError):
+                raise
+            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+            for t in terms_spec:
+                prefix = f"CombinedLoss term {t.name!r}: "
+                if message.startswith(prefix):
+                    raise UsageError(f"--loss {t}: {message[len(prefix):]}") from err
+            raise UsageError(f"--loss {spec}: {message}") from err
+        self.terms_spec = terms_spec
+        self.spec = "+".join(str(t) for t in terms_spec)
+
+    def forward(  # type: ignore[override]
         self, sr: Tensor, hr: Tensor, lr: Tensor, terms: dict[str, Tensor] | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The weighted total (float32) and each term's unweighted value (detached, on the device:
         no host sync here; the caller converts them when it logs). In training mode PCL first makes
         its discriminator step. ``terms``, when given, is filled with each term's weighted value with
         its graph (for :func:`contrastive_sr_losses.gradient_balance`)."""
-        values = {}
-        for name, loss in self.losses.items():
-            if name == "pcl":
-                call = self.trainers["pcl"] if self.training else loss
-                values[name] = call(sr, hr, lr if loss.lr_negative else None)
-            else:
-                values[name] = loss(sr, hr, lr=lr) if LOSSES[name].needs_lr else loss(sr, hr)
-        weighted = {name: self.weights[name] * value.float() for name, value in values.items()}
-        if terms is not None:
-            terms.update(weighted)
-        total = sum(weighted.values())
-        return total, {name: value.detach() for name, value in values.items()}  # type: ignore[return-value]
+        total = super().forward(sr, hr, lr, terms=terms)
+        return total, dict(self.last_values)
 
     @torch.no_grad()
     def check_terms(self, hr_shape: tuple[int, int, int, int], scale: int, device: torch.device) -> None:
@@ -404,11 +345,3 @@ class CompositeLoss(nn.Module):
                         raise UsageError(f"--loss {term}: {first} (on a {h}x{w} HR training patch)") from err
         finally:
             self.train(was_training)
-
-    def trainer_state(self) -> dict[str, Any]:
-        """What the loss terms train besides the SR network (PCL: discriminator, its optimizer)."""
-        return {name: trainer.state_dict() for name, trainer in self.trainers.items()}
-
-    def load_trainer_state(self, state: dict[str, Any]) -> None:
-        for name, trainer in self.trainers.items():
-            trainer.load_state_dict(state[name])

@@ -3,8 +3,10 @@ integration step runs it: ``python basicsr_train.py -opt options.yml`` from the 
 
 One addition for CPU-only machines: BasicSR 1.4.2's ``basicsr.train.load_resume_state`` maps the
 resume state onto CUDA (``torch.cuda.current_device()``), which fails without a GPU; there it is
-replaced by a loader of ``path.resume_state`` onto the CPU that then calls BasicSR's own
-``check_resume`` as the original does. With a GPU nothing is replaced.
+replaced by a loader onto the CPU that does what the original does: with ``--auto_resume`` it picks
+the latest ``<iter>.state`` of the experiment's ``training_states`` folder (and sets
+``path.resume_state`` to it), otherwise it reads ``path.resume_state``; then it calls BasicSR's own
+``check_resume``. With a GPU nothing is replaced.
 """
 
 import os
@@ -21,6 +23,13 @@ import basicsr.train  # noqa: E402  (after registering, as BasicSR-examples does
 
 def load_resume_state_on_cpu(opt: dict) -> dict | None:
     path = opt["path"].get("resume_state")
+    if opt.get("auto_resume"):
+        folder = opt["path"].get("training_states") or os.path.join("experiments", opt["name"], "training_states")
+        states = [f for f in os.listdir(folder) if f.endswith(".state")] if os.path.isdir(folder) else []
+        path = None
+        if states:
+            latest = max(float(f[: -len(".state")]) for f in states)
+            path = opt["path"]["resume_state"] = os.path.join(folder, f"{latest:.0f}.state")
     if not path:
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)

@@ -4,7 +4,9 @@ in its own environment; not collected by the main test suite, which never needs 
 1. BasicSR's own ``train_pipeline`` trains its EDSR for 20 iterations on a tiny paired dataset of real
    images with ``pixel_opt`` L1 and ``perceptual_opt`` our ``CSRPixelContrastiveLoss``, then resumes
    from its saved training state for 10 more; the same with PCL (``CSRPCLLoss``, ``model_type:
-   CSRSRModel``): 4 iterations, resume, 4 more, the discriminator's state carried through.
+   CSRSRModel``): 4 iterations, resume, 4 more, the discriminator's state carried through; and the
+   loss study's best objective in the single ``pixel_opt`` slot (``CSRCombinedLoss``, no perceptual
+   loss) for 6 iterations, then ``--auto_resume`` for 4 more.
 2. Our ``edsr_baseline``, ``rcan`` and ``swinir_light`` load the randomly initialised weights of
    BasicSR's own arch classes (published configurations) with identical outputs.
 3. spandrel recognises the state dicts our RCAN and SwinIR-light export and gives identical outputs.
@@ -57,8 +59,11 @@ def source_images() -> tuple[list[np.ndarray], str]:
         return [np.array(Image.open(f).convert("RGB")) for f in files], str(files[0].parent)
     from skimage import data
 
-    names = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "motorcycle_left"]
-    return [getattr(data, n)()[..., :3] for n in names], "scikit-image data"
+    names = ["astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry"]
+    images = [getattr(data, n)()[..., :3] for n in names]
+    # scikit-image >= 0.19 has stereo_motorcycle() (left, right, disparity); older ones motorcycle_left()
+    motorcycle = data.stereo_motorcycle()[0] if hasattr(data, "stereo_motorcycle") else data.motorcycle_left()
+    return [*images, motorcycle[..., :3]], "scikit-image data"
 
 
 def write_dataset(root: Path) -> str:
@@ -78,7 +83,7 @@ def write_dataset(root: Path) -> str:
 
 
 def options(data: Path, name: str, total_iter: int, save_every: int, perceptual: str, model_type: str = "SRModel",
-            resume_state: str | None = None) -> str:
+            resume_state: str | None = None, pixel: str = "{type: L1Loss, loss_weight: 1.0, reduction: mean}") -> str:
     """A BasicSR training YAML: its EDSR (16 channels, 2 blocks) at x4, L1 + ``perceptual`` on CPU."""
     return f"""
 name: {name}
@@ -112,7 +117,7 @@ train:
   scheduler: {{type: MultiStepLR, milestones: [1000], gamma: 0.5}}
   total_iter: {total_iter}
   warmup_iter: -1
-  pixel_opt: {{type: L1Loss, loss_weight: 1.0, reduction: mean}}
+  pixel_opt: {pixel}
   perceptual_opt: {perceptual}
 logger:
   print_freq: 1
@@ -122,12 +127,12 @@ logger:
 """
 
 
-def train(root: Path, yml: str, tag: str) -> str:
+def train(root: Path, yml: str, tag: str, *extra: str) -> str:
     """Run the launcher (README's recipe) on ``yml`` from ``root``; return its log output."""
     path = root / f"{tag}.yml"
     path.write_text(yml)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, str(HERE / "basicsr_train.py"), "-opt", str(path)], cwd=root,
+    proc = subprocess.run([sys.executable, str(HERE / "basicsr_train.py"), "-opt", str(path), *extra], cwd=root,
                           capture_output=True, text=True, env=env, timeout=300)
     out = proc.stdout + proc.stderr
     (root / f"{tag}.out").write_text(out)
@@ -175,6 +180,24 @@ def basicsr_pixel_contrastive_train_and_resume(work: Path) -> str:
     last = torch.load(exp / "models" / "net_g_30.pth", weights_only=True)["params"]
     assert any(not torch.equal(first_weights[k], last[k]) for k in last), "resumed run did not train"
     return f"{info}; iterations 1-20, resumed 21-30, finite l_pix / l_percep, net_g_20/30.pth and 20.state"
+
+
+@check
+def basicsr_single_slot_holds_the_study_best_objective_and_auto_resumes(work: Path) -> str:
+    root = work / "basicsr_combined"
+    root.mkdir()
+    write_dataset(root / "data")
+    pixel = ("{type: CSRCombinedLoss, slot: pixel, loss_weight: 1.0, "
+             "terms: {l1: 1.0, pixel_contrastive: 0.1, high_pass: [1.5, {sigma: 1.0}]}}")
+    out = train(root, options(root / "data", "combined", 6, 6, "~", pixel=pixel), "first")
+    assert_losses(logged(out), 1, 6, {"l_pix"})
+    states = root / "experiments" / "combined" / "training_states"
+    assert (states / "6.state").is_file()
+    out = train(root, options(root / "data", "combined", 10, 10, "~", pixel=pixel), "auto", "--auto_resume")
+    assert "iter: 6." in out, "--auto_resume did not resume from 6.state"
+    assert_losses(logged(out), 7, 10, {"l_pix"})
+    assert not list((root / "experiments").glob("combined_archived_*")), "the experiment was archived, not resumed"
+    return "pixel_opt CSRCombinedLoss (L1 + 0.1 PC + 1.5 HP), perceptual_opt ~: iterations 1-6, --auto_resume 7-10"
 
 
 @check
