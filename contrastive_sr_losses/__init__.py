@@ -9,6 +9,7 @@ Example:
 """
 
 from . import archs, metrics
+from ._range import ValueRangeWarning, set_value_range_check
 from .archs import create_model, list_models
 from .balance import GradientBalance, TermBalance, gradient_balance, suggest_weight
 from .embeddings import RandomConvFeatures, VGG19Features, WaveletDiscriminator
@@ -65,6 +66,8 @@ __all__ = [
     "suggest_weight",
     "GradientBalance",
     "TermBalance",
+    "ValueRangeWarning",
+    "set_value_range_check",
     "create_model",
     "list_models",
     "archs",

@@ -70,6 +70,12 @@ def check_image(x: object, name: str = "x", *, channels: int | None = None) -> T
         )
     if x.numel() == 0:
         raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}")
+    if x.shape[1] > 4 and min(x.shape[2], x.shape[3]) <= 4 and channels is None:
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)}: this looks like the channels-last layout (N, H, W, C); the losses "
+            f"take (N, C, H, W): pass {name}.permute(0, 3, 1, 2) (a channels_last memory format is fine, only the "
+            "order of the axes matters)"
+        )
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} must be (N, {channels}, H, W), got shape {tuple(x.shape)}")
     return x

@@ -59,3 +59,34 @@ def test_quickstart_default_photos(tmp_path):
 def test_quickstart_on_shared_set5(tmp_path):
     quickstart = _quickstart()
     _check(quickstart.main([*FAST, "--data", str(SHARED_DATA / "Set5"), "--out", str(tmp_path)]), tmp_path)
+
+
+def test_quickstart_explains_itself(tmp_path, monkeypatch, capsys):
+    """Labelled panels (method and PSNR-Y), 'higher is better', separate L1 / contrastive bars, and
+    never more torch threads than free cores."""
+    pytest.importorskip("skimage")
+    quickstart = _quickstart()
+    seen = {}
+    real_save = quickstart.save_panels
+
+    def save(images, labels, path, **kw):
+        seen.update(labels)
+        real_save(images, labels, path, **kw)
+
+    monkeypatch.setattr(quickstart, "save_panels", save)
+    monkeypatch.setattr(quickstart, "free_cores", lambda: 1)
+    threads = torch.get_num_threads()
+    try:
+        results = quickstart.main([*FAST, "--threads", "8", "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr()
+    assert "PSNR-Y (dB, higher is better)" in out.out
+    assert "--threads 8 asked for more than the 1 free core(s)" in out.out and results["threads"] == 1
+    assert "L1=" in out.err and "contrastive=" in out.err  # tqdm writes the bars to stderr
+    mean = results["psnr_y"]["per_image"][0]
+    assert seen["l1"] == f"L1\nPSNR-Y {mean['l1']:.2f} dB"
+    assert seen["l1+contrastive"] == f"L1 + contrastive\nPSNR-Y {mean['l1+contrastive']:.2f} dB"
+    assert seen["bicubic"].startswith("bicubic\nPSNR-Y") and "higher is better" in seen["HR"]
+    assert results["machine"] and results["wall_time_s"] > 0
+    assert quickstart.choose_threads(None)[0] <= quickstart.free_cores()

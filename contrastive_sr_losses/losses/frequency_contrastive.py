@@ -47,6 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._range import check_value_range_once
 from .._nn import training_mode
 from .._validation import (
     autocast_disabled,
@@ -449,6 +450,7 @@ class FrequencyContrastiveLoss(nn.Module):
     ) -> Tensor:
         check_image_pair(sr, hr)
         self._check_lr(lr, sr)
+        check_value_range_once(self, sr, hr, self.value_range)
         positives, negatives = self.make_samples(hr, lr, generator)
         n, k_pos = positives.shape[:2]
         dtype = module_dtype(self.discriminator, compute_dtype(sr, hr))

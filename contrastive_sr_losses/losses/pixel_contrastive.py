@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .._range import check_value_range_once
 from .._validation import (
     check_choice,
     check_image_pair,
@@ -306,6 +307,7 @@ class PixelContrastiveLoss(nn.Module):
         self.value_range = check_value_range(value_range)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        check_value_range_once(self, sr, hr, self.value_range)
         return pixel_contrastive_loss(
             sr,
             hr,

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from .._range import check_value_range_once
 from ..embeddings.random_conv import RandomConvFeatures
 from .ratio_contrastive import RatioContrastiveLoss
 
@@ -89,6 +90,7 @@ class RandomConvContrastiveLoss(RatioContrastiveLoss):
         self.value_range = features.value_range  # the extractor normalises by it; the loss scales with it
 
     def forward(self, sr: Tensor, hr: Tensor, negative: Tensor | None = None, *, lr: Tensor | None = None) -> Tensor:
+        check_value_range_once(self, sr, hr, self.value_range)
         loss = super().forward(sr, hr, negative, lr=lr)
         return loss * self.value_range if self.value_range != 1.0 else loss
 
