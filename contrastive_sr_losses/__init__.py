@@ -33,7 +33,7 @@ from .losses import (
 )
 from .samplers import RandomGaussianBlur, RandomSharpen
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CombinedLoss",

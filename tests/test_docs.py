@@ -12,6 +12,9 @@ MODULES = [
     "contrastive_sr_losses",
     "contrastive_sr_losses.losses.pixel_contrastive",
     "contrastive_sr_losses.balance",
+    "contrastive_sr_losses.losses.combined",
+    "contrastive_sr_losses.losses.registry",
+    "contrastive_sr_losses._range",
     "contrastive_sr_losses.kernels.selfcheck",
     "contrastive_sr_losses.functional.color",
     "contrastive_sr_losses.metrics",
@@ -54,4 +57,4 @@ def test_public_api_exported():
 
     for name in csl.__all__:
         assert hasattr(csl, name), name
-    assert csl.__version__ == "0.1.0"
+    assert csl.__version__ == "0.2.0"

@@ -69,9 +69,11 @@ class CombinedLoss(nn.Module):
         ``lr_negative=True``). Returns a scalar, in float32 (float64 for float64 inputs).
 
     Attributes:
-        losses: ``nn.ModuleDict`` name -> loss module; weights: name -> weight;
+        losses: ``nn.ModuleDict`` name -> loss module.
+        weights: name -> weight.
         last_values: name -> the term's last unweighted value, detached, on the device (reading it
-        costs no host sync until you convert it, e.g. for a log line); trainers: name -> PCLTrainer.
+            costs no host sync until you convert it, e.g. for a log line).
+        trainers: name -> ``PCLTrainer`` of a ``pcl`` term.
 
     Example:
         >>> import torch.nn.functional as F

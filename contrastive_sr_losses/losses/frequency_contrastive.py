@@ -537,10 +537,11 @@ class PCLTrainer:
             code reuses the same copies).
 
     Attributes:
-        criterion, discriminator, optimizer, grad_scaler, scheduler (or None); ``steps``
-        (discriminator steps made), ``skipped_steps`` (steps skipped because the eq 7 loss was NaN or
-        Inf) and ``last_discriminator_loss`` (detached tensor of the last eq 7 value, None before the
-        first).
+        criterion: the :class:`FrequencyContrastiveLoss`; also ``discriminator``, ``optimizer``,
+            ``grad_scaler`` and ``scheduler`` (or None), as given or built.
+        steps: discriminator steps made.
+        skipped_steps: steps skipped because the eq 7 loss was NaN or Inf.
+        last_discriminator_loss: detached tensor of the last eq 7 value, None before the first.
 
     A batch whose discriminator loss is NaN or Inf (a NaN in ``sr``, a diverging generator) does not
     poison the discriminator: the step is skipped with a warning, and the discriminator's weights,

@@ -6,7 +6,8 @@ in its own environment; not collected by the main test suite, which never needs 
    from its saved training state for 10 more; the same with PCL (``CSRPCLLoss``, ``model_type:
    CSRSRModel``): 4 iterations, resume, 4 more, the discriminator's state carried through; and the
    loss study's best objective in the single ``pixel_opt`` slot (``CSRCombinedLoss``, no perceptual
-   loss) for 6 iterations, then ``--auto_resume`` for 4 more.
+   loss) for 6 iterations, then ``--auto_resume`` for 4 more; and README's / the docs' BasicSR launcher
+   snippet, saved as ``train.py`` and run as written for 2 iterations.
 2. Our ``edsr_baseline``, ``rcan`` and ``swinir_light`` load the randomly initialised weights of
    BasicSR's own arch classes (published configurations) with identical outputs.
 3. spandrel recognises the state dicts our RCAN and SwinIR-light export and gives identical outputs.
@@ -23,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 from collections.abc import Callable
@@ -198,6 +200,33 @@ def basicsr_single_slot_holds_the_study_best_objective_and_auto_resumes(work: Pa
     assert_losses(logged(out), 7, 10, {"l_pix"})
     assert not list((root / "experiments").glob("combined_archived_*")), "the experiment was archived, not resumed"
     return "pixel_opt CSRCombinedLoss (L1 + 0.1 PC + 1.5 HP), perceptual_opt ~: iterations 1-6, --auto_resume 7-10"
+
+
+@check
+def basicsr_launcher_snippets_of_the_docs_run_as_written(work: Path) -> str:
+    """Every ``# framework: basicsr`` python block of README.md and docs/ is saved as ``train.py`` and run
+    as the page says (``python train.py -opt ...``) on a 2-iteration CPU training with CSRCombinedLoss."""
+    blocks = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for match in re.finditer(r"^[ \t]*```python[^\n]*\n(.*?)^[ \t]*```", page.read_text(), re.M | re.S):
+            code = textwrap.dedent(match.group(1))
+            if code.startswith("# framework: basicsr"):
+                blocks.append((page.relative_to(ROOT), code))
+    assert blocks, "no BasicSR launcher snippet found in README.md or docs/"
+    for i, (page, code) in enumerate(blocks):
+        root = work / f"snippet_{i}"
+        root.mkdir()
+        write_dataset(root / "data")
+        (root / "train.py").write_text(code)
+        pixel = "{type: CSRCombinedLoss, slot: pixel, terms: {l1: 1.0, pixel_contrastive: 0.1, high_pass: 1.5}}"
+        (root / "options.yml").write_text(options(root / "data", "snippet", 2, 2, "~", pixel=pixel))
+        env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        proc = subprocess.run([sys.executable, "train.py", "-opt", "options.yml"], cwd=root, capture_output=True,
+                              text=True, env=env, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f"{page}: the launcher exited {proc.returncode}: ...{out[-1500:]}"
+        assert_losses(logged(out), 1, 2, {"l_pix"})
+    return f"{len(blocks)} launcher snippet(s) ({', '.join(str(p) for p, _ in blocks)}) trained 2 iterations each"
 
 
 @check
