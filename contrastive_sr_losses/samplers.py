@@ -1,9 +1,9 @@
-"""Random sample generators of PCL (Wu et al., seed 002, section 3.2, eqs 5-6): sharpened positives and
+"""Random sample generators of PCL (Wu et al., section 3.2, eqs 5-6): sharpened positives and
 slightly blurred hard negatives of a batch of HR images.
 
 Each sampler turns ``(N, C, H, W)`` into ``(N, k, C, H, W)``: ``k`` copies of every image. The
-*ranges* of the random strengths are those of the authors' released code (``SPEC.md`` section 2;
-their RCAN / NLSN scripts); the *structure* of the draws defaults to the library's own form, and every
+*ranges* of the random strengths are those of the authors' released code (their
+RCAN / NLSN scripts); the *structure* of the draws defaults to the library's own form, and every
 place where the released code differs is an option:
 
 * :class:`RandomGaussianBlur`: an axis-aligned Gaussian with ``sigma_y, sigma_x ~ U[0.1, 2.0)`` drawn

@@ -12,9 +12,9 @@ name              network                                parameters (x4)        
 ``edsr``          EDSR (32 blocks, 256 channels)         43,089,923              43,090K
 ``rcan``          RCAN (Zhang et al. 2018)               15,592,355              15,592,379 (+24 frozen)
 ``swinir_light``  SwinIR-light (Liang et al. 2021)       929,628                 897K (w/o 32,400 tables)
-``prffn``         PRFFN (seed 000)                       2,945,975               3,131K (see prffn.py)
-``rrlfn``         RRLFN (seed 003), re-parameterised     470,208 (512,544 train) 470K
-``gidrn``         G-IDRN (seed 004)                      561,471                 580K (see gidrn.py)
+``prffn``         PRFFN (Zhou et al.)                    2,945,975               3,131K (see prffn.py)
+``rrlfn``         RRLFN (Guo et al.), re-parameterised   470,208 (512,544 train) 470K
+``gidrn``         G-IDRN (Wang et al.)                   561,471                 580K (see gidrn.py)
 ================  =====================================  ======================  ===========================
 
 Each module's docstring says which choices the paper left open and how the count compares.

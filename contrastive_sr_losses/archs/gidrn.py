@@ -1,6 +1,6 @@
 """G-IDRN, the group-information distillation residual network (Wang, Zhao, Liu, Tao, *G-IDRN: A
 Group-information Distillation Residual Network for Lightweight Image Super-resolution*, Acta
-Automatica Sinica 2024; seed 004, section 2, eqs 1-10).
+Automatica Sinica 2024, section 2, eqs 1-10).
 
     F0 = conv3x3(x)                                                         (eq 1)
     F_D = DS{G-IDRG_1, G-IDRG_2, G-IDRG_3}(F0)                              (eq 2, weights l_i^j)
@@ -152,7 +152,7 @@ class ANRB(nn.Module):
 
 
 class GIDRN(nn.Module):
-    """G-IDRN super-resolution network (seed 004, section 2).
+    """G-IDRN super-resolution network (Wang et al., section 2).
 
     Args:
         scale: upscaling factor, 2, 3 or 4.

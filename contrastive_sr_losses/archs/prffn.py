@@ -1,5 +1,5 @@
 """PRFFN, the progressive residual feature fusion network (Zhou, Liu, Liu, *Pixel-wise Contrastive
-Learning for Single Image Super-resolution*, Acta Automatica Sinica; seed 000, section 2, eqs 1-8).
+Learning for Single Image Super-resolution*, Acta Automatica Sinica, section 2, eqs 1-8).
 
     F0 = conv3x3(x)                                              (eq 1, SFEB)
     Fn = PFFG_n(F_{n-1}),  n = 1..N, N = 10                      (eq 2, FMB)
@@ -112,7 +112,7 @@ class PFFG(nn.Module):
 
 
 class PRFFN(ResidualSRNet):
-    """PRFFN super-resolution network (seed 000, section 2).
+    """PRFFN super-resolution network (Zhou et al., section 2).
 
     Args:
         scale: upscaling factor, 2, 3 or 4.

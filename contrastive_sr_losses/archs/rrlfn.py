@@ -1,5 +1,5 @@
 """RRLFN, the re-parameterised residual local feature network (Guo, Zhuang, Li, *An Efficient Dense
-Residual Network for Image Super-Resolution Reconstruction*, 2025; seed 003, section 1, eqs 1-8),
+Residual Network for Image Super-Resolution Reconstruction*, 2025, section 1, eqs 1-8),
 built on RLFN (Kong et al. 2022).
 
     F0 = conv3x3(x)                                         (eq 1, shallow features)
@@ -132,7 +132,7 @@ class RRLFB(nn.Module):
 
 
 class RRLFN(nn.Module):
-    """RRLFN super-resolution network (seed 003, section 1).
+    """RRLFN super-resolution network (Guo et al., section 1).
 
     Args:
         scale: upscaling factor, 2, 3 or 4.

@@ -1,8 +1,8 @@
 """A frozen, randomly initialised Conv3x3 -> Tanh -> Conv3x3 feature space (RLFN, Kong et al. 2022;
-used by RRLFN, seed 003, section 1.3).
+used by RRLFN, Guo et al., section 1.3).
 
 Random networks keep local image detail, and Tanh (bounded) keeps shallow features dense where VGG's
-ReLU makes them sparse (seed 003, fig 6). The weights are drawn from ``seed`` with PyTorch's default
+ReLU makes them sparse (Guo et al., fig 6). The weights are drawn from ``seed`` with PyTorch's default
 convolution initialisation (Kaiming-uniform with a = sqrt(5), bias uniform in +-1/sqrt(fan_in)) on a
 CPU generator, so that the same seed gives the same weights on every device and every run. They are
 **buffers**, not parameters: saved in ``state_dict``, moved by ``.to()``, invisible to optimizers.

@@ -1,10 +1,10 @@
-"""The wavelet discriminator of PCL (Wu et al., seed 002, section 3.3): the embedding E_D.
+"""The wavelet discriminator of PCL (Wu et al., section 3.3): the embedding E_D.
 
 It sees only the high-frequency content of an image: a one-level Haar DWT (reflect borders), of which
 the ``LH``, ``HL``, ``HH`` sub-bands are stacked (``H_w`` of eq 7, ``3 C`` channels), then 8 blocks of
 Conv3x3 (no bias) + BatchNorm + LeakyReLU(0.2) with 64, 64, 128, 128, 256, 256, 512, 512 channels and
 strides 1, 2, 1, 2, 1, 2, 1, 2, then a patch head ``AdaptiveAvgPool2d(4)`` + 1x1 conv: 16 logits per
-image. This is the layout of the authors' released code (``SPEC.md`` section 2); the paper itself only
+image. This is the layout of the authors' released code; the paper itself only
 says "the discriminator". The contrastive loss reads the outputs (after the activation) of the
 stride-1 blocks 0, 2, 4, 6 ("the first 4 intermediate layers", eq 10). The authors' scripts pass
 ``--before_relu``, which stores each block's BatchNorm output, but their LeakyReLU runs in place and

@@ -1,6 +1,6 @@
 """Gaussian filters on ``(N, C, H, W)`` images: the 1-D kernel, a separable blur and the high-pass.
 
-Used by the Gaussian high-pass loss (G-IDRN, seed 004, section 2.4) and by the PCL samplers.
+Used by the Gaussian high-pass loss (G-IDRN, Wang et al., section 2.4) and by the PCL samplers.
 
 Two equivalent descriptions of one Gaussian low-pass with standard deviation ``sigma`` (pixels):
 

@@ -1,6 +1,6 @@
 """Tiling of an image into non-overlapping ``region x region`` blocks, partial blocks included.
 
-Policy for sizes that are not a multiple of ``region`` (the paper, seed 000 section 3, does not say):
+Policy for sizes that are not a multiple of ``region`` (Zhou et al., section 3, do not say):
 the last row and column of blocks are *smaller blocks*. An ``H x W`` image is covered by at most four
 tiles, each a rectangle cut into equal blocks::
 

@@ -14,7 +14,7 @@ Sub-band names follow the image-processing convention, first letter the filter a
 (horizontal), second along the height: ``LH`` = low-pass along W, high-pass along H (horizontal
 edges; PyWavelets' ``cH``), ``HL`` = PyWavelets' ``cV`` (vertical edges), ``HH`` = ``cD`` (diagonal).
 
-PCL (Wu et al., seed 002, section 3.3) feeds its discriminator the stacked ``LH, HL, HH`` Haar
+PCL (Wu et al., section 3.3) feeds its discriminator the stacked ``LH, HL, HH`` Haar
 sub-bands; :func:`high_frequency_bands` computes exactly that.
 """
 

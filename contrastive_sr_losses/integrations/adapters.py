@@ -315,7 +315,7 @@ class FrequencyContrastiveAdapter(_NeedsLR, CSRLoss):
 
 
 class PCLAdapter(_NeedsLR, CSRLoss):
-    """PCL (seed 002): :class:`~contrastive_sr_losses.PCLTrainer` over a fresh
+    """PCL (Wu et al.): :class:`~contrastive_sr_losses.PCLTrainer` over a fresh
     :class:`~contrastive_sr_losses.embeddings.WaveletDiscriminator`. Each training-mode call makes one
     discriminator step (its own Adam, ``disc_lr``) then returns the generator-side contrastive loss;
     the paper's eq 11 is ``L1 + 1.0 * L_CL``.

@@ -1,6 +1,6 @@
 """Memory-bounded PyTorch path of the local-region pixel contrastive loss (any device).
 
-The loss of anchor i in a block (seed 000, eq 9, temperature T) is::
+The loss of anchor i in a block (Zhou et al., eq 9, temperature T) is::
 
     l_i = logsumexp_j(-d_ij / T) - log sum_{j in P_i} exp(-d_ij / T),   d_ij = ||sr_i - hr_j||_1
 

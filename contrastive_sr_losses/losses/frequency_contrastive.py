@@ -1,5 +1,5 @@
 """PCL: contrastive loss in the feature space of a wavelet discriminator (Wu, Jiang, Liu, Ma, *A Practical
-Contrastive Learning Framework for Single Image Super-Resolution*, seed 002, section 3, eqs 5-11).
+Contrastive Learning Framework for Single Image Super-Resolution*, section 3, eqs 5-11).
 
 For SR image i, positives are the HR image and sharpened copies of it (eq 5), hard negatives are
 slightly blurred copies (eq 6), optionally with the bicubic-upsampled LR input. All are embedded by a
@@ -276,7 +276,7 @@ def _check_layers(discriminator: nn.Module, layers: object) -> tuple[int, ...]:
 
 
 class FrequencyContrastiveLoss(nn.Module):
-    r"""PCL's generator-side contrastive loss (seed 002, eqs 8-10) with its samples and embedding.
+    r"""PCL's generator-side contrastive loss (Wu et al., eqs 8-10) with its samples and embedding.
 
     ``forward(sr, hr, lr=None)``: positives = ``hr`` and ``num_positives - 1`` sharpened copies
     (:class:`~contrastive_sr_losses.samplers.RandomSharpen`), negatives = ``num_negatives`` blurred
@@ -490,7 +490,7 @@ def _finite_everywhere(loss: Tensor) -> bool:
 
 
 class PCLTrainer:
-    r"""PCL's alternating training (seed 002, section 3.5) in one call per step of the user's loop.
+    r"""PCL's alternating training (Wu et al., section 3.5) in one call per step of the user's loop.
 
     ``trainer(sr, hr, lr=None)`` first makes one discriminator step on ``sr.detach()`` (fake) vs ``hr``
     (real) with the contrastive discriminator loss (eq 7) and the trainer's own optimizer, in training

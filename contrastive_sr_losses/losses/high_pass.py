@@ -1,5 +1,4 @@
-"""Gaussian high-pass (high-frequency) L1 loss of G-IDRN (Wang, Zhao, Liu, Tao, *G-IDRN*, seed 004,
-section 2.4, eq 12).
+"""Gaussian high-pass (high-frequency) L1 loss of G-IDRN (Wang, Zhao, Liu, Tao, *G-IDRN*, section 2.4, eq 12).
 
 The L1 distance between the Gaussian high-pass of the SR image and of the HR image::
 
@@ -111,7 +110,7 @@ def gaussian_high_pass_loss(
 
 
 class GaussianHighPassLoss(nn.Module):
-    """Gaussian high-pass (high-frequency) L1 loss of G-IDRN (seed 004, eq 12).
+    """Gaussian high-pass (high-frequency) L1 loss of G-IDRN (Wang et al., eq 12).
 
     The paper's objective is ``0.4 * L1 + 0.6 * L_hf`` (table 3, x2: Set5 37.907 -> 37.975 dB over L1
     alone). The loss ignores what a Gaussian low-pass keeps (flat regions, a brightness offset), so use

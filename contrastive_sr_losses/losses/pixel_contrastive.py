@@ -1,5 +1,5 @@
 """Local-region pixel contrastive loss (Zhou, Liu, Liu, *Pixel-wise Contrastive Learning for Single
-Image Super-resolution*, seed 000, section 3, eqs 9-11).
+Image Super-resolution*, section 3, eqs 9-11).
 
 In every non-overlapping ``region x region`` block of S pixels, SR pixel i is an anchor; HR pixel i
 and every HR pixel of the block with exactly the same value (the set P_i) are its positives; all S
@@ -175,7 +175,7 @@ def pixel_contrastive_loss(
     chunk_size: int | None = None,
     value_range: float = 1.0,
 ) -> Tensor:
-    r"""Local-region pixel contrastive loss (seed 000, eq 9-10), functional form.
+    r"""Local-region pixel contrastive loss (Zhou et al., eq 9-10), functional form.
 
     Args:
         sr: super-resolved images, ``(N, C, H, W)``, any floating dtype, any ``C >= 1``.
@@ -250,7 +250,7 @@ def pixel_contrastive_loss(
 
 
 class PixelContrastiveLoss(nn.Module):
-    r"""Local-region pixel contrastive loss of Zhou et al. (seed 000, eq 9-10), as a module.
+    r"""Local-region pixel contrastive loss of Zhou et al. (eq 9-10), as a module.
 
     Drop-in beside an L1 loss, as in the paper's eq 11 (``lambda_C = 0.1``)::
 

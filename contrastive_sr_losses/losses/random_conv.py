@@ -1,4 +1,4 @@
-"""Random-conv contrastive loss of RLFN (Kong et al. 2022) as used by RRLFN (seed 003, section 1.3,
+"""Random-conv contrastive loss of RLFN (Kong et al. 2022) as used by RRLFN (section 1.3,
 eq 9): the ratio contrastive loss in the feature space of a frozen, randomly initialised
 Conv3x3 -> Tanh -> Conv3x3, with the bicubic-upsampled LR image as the negative.
 
@@ -8,7 +8,7 @@ Neither paper publishes the channel count or the layer weights. Defaults chosen 
 average of two ratios: 0 when SR == HR, 1 when SR is as far from HR as from the bicubic image.
 Near SR == negative the ratio explodes (``d_pos / eps``); an untrained network with a bicubic skip
 connection starts there, so use the term when fine-tuning from a trained checkpoint, as RRLFN does
-(it adds the loss only in the last warm-start stage, seed 003, section 2.2).
+(it adds the loss only in the last warm-start stage, Guo et al., section 2.2).
 
 Its weight beside L1 is not published either. The loss study (``benchmarks/loss_study.py``, README
 "Does it help?"; EDSR-baseline 4x32 at x4, 600 iterations, the term added for the last 150, 3 paired

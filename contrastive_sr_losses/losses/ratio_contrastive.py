@@ -1,10 +1,10 @@
 """Ratio-form contrastive loss in a frozen feature space: pull SR towards HR, push it from a negative.
 
-    CL = sum_l w_l * d(phi_l(sr), phi_l(hr)) / (d(phi_l(sr), phi_l(neg)) + eps)       (seed 003, eq 9)
+    CL = sum_l w_l * d(phi_l(sr), phi_l(hr)) / (d(phi_l(sr), phi_l(neg)) + eps)       (Guo et al., eq 9)
 
 with d the mean absolute (L1) distance. Its two published forms:
 
-* RLFN / RRLFN (seed 003, section 1.3): phi = a frozen random Conv-Tanh-Conv, negative = the
+* RLFN / RRLFN (Guo et al., section 1.3): phi = a frozen random Conv-Tanh-Conv, negative = the
   bicubic-upsampled LR image; see :class:`~contrastive_sr_losses.losses.random_conv.RandomConvContrastiveLoss`.
 * CSD / AECR-Net "contrastive regularisation": phi = VGG19 relu1_1..relu5_1 with weights
   1/32, 1/16, 1/8, 1/4, 1 (``RatioContrastiveLoss(VGG19Features(weights="imagenet"), CSD_WEIGHTS)``).

@@ -160,7 +160,7 @@ def random_patch(
     """Aligned random ``(lr_patch, lr_patch)`` / ``(lr_patch * scale, ...)`` crops, random flips and
     90-degree rotation (the 8 dihedral transforms with equal probability), as float in [0, 1].
     ``channel_shuffle``: also one random permutation of the colour channels for both (RRLFN's
-    augmentation, seed 003 section 2.1); drawn after the others, so the crops and flips are the same
+    augmentation, Guo et al., section 2.1); drawn after the others, so the crops and flips are the same
     with or without it."""
     h, w = pair.lr.shape[-2:]
     y = int(torch.randint(h - lr_patch + 1, (1,), generator=gen))
