@@ -85,13 +85,16 @@ def check_value_range_once(owner: object, sr: Tensor, hr: Tensor, value_range: f
         return
     if not (isinstance(sr, Tensor) and isinstance(hr, Tensor) and sr.numel() and hr.numel()):
         return  # the loss's own validation reports it
-    if torch.compiler.is_compiling():
-        return
+    if torch.compiler.is_compiling() or "meta" in (sr.device.type, hr.device.type):
+        return  # no values to read (tracing, shape inference)
     object.__setattr__(owner, "_value_range_checked", True)
     if value_range is None:
         return
-    with torch.no_grad():
-        sr_max, hr_max = torch.stack([sr.detach().amax().float(), hr.detach().amax().float()]).tolist()
+    try:
+        with torch.no_grad():
+            sr_max, hr_max = torch.stack([sr.detach().amax().float(), hr.detach().amax().float()]).tolist()
+    except (NotImplementedError, RuntimeError):  # tensors without readable data (fake / traced)
+        return
     problems = _problems(sr_max, hr_max, float(value_range))
     if problems:
         warnings.warn(

@@ -142,3 +142,11 @@ def test_kit_composite_loss_is_a_combined_loss():
     total, parts = crit(sr, hr, torch.rand(2, 3, 8, 8))
     torch.testing.assert_close(total, CombinedLoss(BEST)(sr, hr))
     assert set(parts) == set(BEST)
+
+
+def test_compiles_with_fullgraph():
+    sr, hr = _pair()
+    crit = CombinedLoss(BEST)
+    compiled = torch.compile(crit, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(sr, hr), CombinedLoss(BEST)(sr, hr))
+    assert set(crit.last_values) == set(BEST)

@@ -109,3 +109,10 @@ def test_a_channels_last_shaped_tensor_gets_a_message_naming_the_layout():
     for loss in (PixelContrastiveLoss(), RandomConvContrastiveLoss()):
         with pytest.raises(ValueError, match=r"looks like the channels-last layout \(N, H, W, C\).*permute\(0, 3, 1, 2\)"):
             loss(nhwc_sr, nhwc_hr, **({"lr": nhwc_sr[:, :8, :8]} if isinstance(loss, RandomConvContrastiveLoss) else {}))
+
+
+def test_meta_tensors_skip_the_guard():
+    sr = torch.empty(2, 3, 16, 16, device="meta")
+    loss = PixelContrastiveLoss(backend="torch")
+    assert loss(sr, sr).device.type == "meta"
+    assert not getattr(loss, "_value_range_checked", False)  # checked on the first call with data
