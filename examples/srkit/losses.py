@@ -1,4 +1,5 @@
-"""The ``--loss`` spec grammar, the registry of the library's losses, and the papers' recipes.
+"""The ``--loss`` spec grammar over the library's one loss registry
+(:data:`contrastive_sr_losses.losses.registry.LOSSES`), and the papers' recipes.
 
 Grammar (spaces are ignored; quote the spec in the shell because of ``*`` and parentheses)::
 
