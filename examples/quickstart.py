@@ -319,9 +319,9 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(rows, mean)
     diff = mean["l1+contrastive"] - mean["l1"]
     print(
-        f"L1 + contrastive - L1: {diff:+.3f} dB. This demo is too short and its network too small to show the "
-        f"loss's effect: differences below about {NOISE_DB} dB are within the seed-to-seed spread of such runs. "
-        "The measured effect is the loss study's (README, 'Does it help?')."
+        f"L1 + contrastive - L1: {diff:+.3f} dB. Runs this short on a network this small differ by about {NOISE_DB} dB "
+        "from seed to seed (L1 alone), so a difference of a few hundredths of a dB here is noise either way; the "
+        "loss's measured effect is the loss study's (docs/choosing-a-loss.md)."
     )
 
     args.out.mkdir(parents=True, exist_ok=True)
