@@ -69,19 +69,22 @@ def source_images() -> tuple[list[np.ndarray], str]:
 
 
 def write_dataset(root: Path) -> str:
-    """HR centre crops (96x96) and their x4 LR images (MATLAB bicubic), same file names."""
+    """N_IMAGES HR crops (96x96) and their x4 LR images (MATLAB bicubic), same file names: centre crops,
+    then, where there are fewer source images (scikit-image has 6), top-left crops of the first ones, so
+    the runs' iteration counts (batch 4, BasicSR drops the last partial batch) do not depend on the source."""
     images, origin = source_images()
     for sub in ("gt", "lq"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(images):
+    for i in range(max(N_IMAGES, len(images))):
+        img = images[i % len(images)]
         h, w = img.shape[:2]
-        top, left = (h - HR_SIDE) // 2, (w - HR_SIDE) // 2
+        top, left = ((h - HR_SIDE) // 2, (w - HR_SIDE) // 2) if i < len(images) else (0, 0)
         hr = img[top : top + HR_SIDE, left : left + HR_SIDE]
         lr = imresize(torch.from_numpy(hr).permute(2, 0, 1).double() / 255, 1 / SCALE)
         lr = (lr.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
         Image.fromarray(hr).save(root / "gt" / f"{i:03d}.png")
         Image.fromarray(lr).save(root / "lq" / f"{i:03d}.png")
-    return f"{len(images)} pairs from {origin}"
+    return f"{max(N_IMAGES, len(images))} pairs from {origin}"
 
 
 def options(data: Path, name: str, total_iter: int, save_every: int, perceptual: str, model_type: str = "SRModel",
