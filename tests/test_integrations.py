@@ -209,12 +209,13 @@ def test_frequency_contrastive_reads_a_frozen_discriminator_file(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # PCL: the discriminator trains in the loop and its state rides in the training state
 # ------------------------------------------------------------------------------------------------
-def pcl_opt(name: str, tmp_path, weight: float = 1.0, amp: bool = False):
+def pcl_opt(name: str, tmp_path, weight: float = 1.0, amp: bool = False, bf16: bool = True):
     loss = {"type": "CSRPCLLoss", "loss_weight": weight, **TINY_PCL}
     if name == "traiNNer":
-        return fw.Opt(use_amp=amp, use_channels_last=True, train=fw.Opt(losses=[loss]),
+        return fw.Opt(use_amp=amp, amp_bf16=bf16, use_channels_last=True, train=fw.Opt(losses=[loss]),
                       path=fw.Opt(training_states=str(tmp_path)), rank=0)
-    return {"use_amp": False, "rank": 0, "path": {"training_states": str(tmp_path)}, "train": {"perceptual_opt": loss}}
+    return {"use_amp": amp, "bfloat16": bf16, "rank": 0, "path": {"training_states": str(tmp_path)},
+            "train": {"perceptual_opt": loss}}
 
 
 def build(name: str, stand_in: types.SimpleNamespace, opt):
@@ -281,6 +282,36 @@ def test_pcl_weight_is_applied_once_and_the_discriminator_survives_channels_last
     value = pcl(model.output.detach(), model.gt)
     assert pcl.trainer.steps == steps  # eval mode: the loss only, no discriminator step
     assert value.ndim == 0
+
+
+@pytest.mark.parametrize("name", ["basicsr", "traiNNer", "neosr"])
+def test_pcl_trains_under_float16_autocast_through_every_adapter(name, tmp_path, monkeypatch):
+    # traiNNer-redux's template default is float16 autocast and no adapter can hand PCLTrainer a
+    # GradScaler: the discriminator step then runs in float32 (it would underflow in float16)
+    stand_in = fw.install(name, monkeypatch)
+    REGISTER[name]()
+    torch.manual_seed(0)
+    if name == "basicsr":  # BasicSR has no AMP of its own: call its loss as a user's autocast would
+        model = build(name, stand_in, pcl_opt(name, tmp_path))
+        pcl = pcl_of(model)
+        lq, gt = batch(0)
+        with torch.autocast("cpu", dtype=torch.float16):
+            sr = model.net_g(lq)
+            value, _ = pcl(sr, gt)  # BasicSR's perceptual_opt slot returns (percep, style)
+        value.backward()
+        assert sr.dtype == torch.float16 and model.net_g[0].weight.grad is not None
+    else:
+        model = build(name, stand_in, pcl_opt(name, tmp_path, amp=True, bf16=False))
+        pcl = pcl_of(model)
+        model.feed_data(*batch(0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            total = model.optimize_parameters(1)
+        assert model.output.dtype == torch.float16 and torch.isfinite(total).all()
+    assert pcl.trainer.steps == 1 and pcl.trainer.skipped_steps == 0
+    assert torch.isfinite(pcl.trainer.last_discriminator_loss)
+    assert pcl.trainer.last_discriminator_loss.dtype == torch.float32  # the step ran in float32
+    assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in pcl.trainer.discriminator.parameters())
 
 
 def test_pcl_warns_once_where_the_model_type_would_not_save_its_state(monkeypatch):

@@ -37,6 +37,7 @@ it is offered, and tested against a re-implementation of the released code):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Callable, Sequence
@@ -504,8 +505,9 @@ class PCLTrainer:
 
     Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation
     data. Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and
-    its backward runs outside it; for float16 on CUDA give the trainer its own ``grad_scaler`` (not the
-    generator's). Call ``backward`` on the returned loss before the next trainer call: the next
+    its backward runs outside it. Under float16 autocast the step needs loss scaling: give the trainer
+    its own ``grad_scaler`` (not the generator's) to keep it in float16; without one (the framework
+    adapters, whose frameworks have no scaler to hand over) the step runs in float32, autocast off. Call ``backward`` on the returned loss before the next trainer call: the next
     discriminator step changes the parameters the returned loss was computed with. The training-mode
     BatchNorm of the step needs more than one value per channel in the last block: a batch of 2, or
     one image of at least 33x33 pixels with the default discriminator.
@@ -521,7 +523,8 @@ class PCLTrainer:
             module, which keeps it on its optimizer): their discriminator runs at the generator's
             *initial* learning rate throughout. Pass the generator's ``lr`` for that form.
         optimizer: an optimizer over the discriminator's parameters, to use instead of the default.
-        grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step (float16 autocast).
+        grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step under float16 autocast
+            (``None``: that step runs in float32 instead).
         scheduler: ``None`` (default: a constant learning rate) or a function building a learning-rate
             scheduler over the trainer's optimizer, e.g. ``lambda opt: StepLR(opt, 200_000, 0.5)`` to
             follow the generator's schedule; stepped after every discriminator step (per iteration, as
@@ -623,19 +626,17 @@ class PCLTrainer:
         check_image_pair(sr, hr)
         kind = sr.device.type
         float16_autocast = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
-        if self.grad_scaler is None and float16_autocast:
-            raise ValueError(
-                "PCLTrainer under float16 autocast needs grad_scaler=torch.amp.GradScaler(...) (its own, not "
-                "the generator's): without one the discriminator's float16 gradients underflow and it silently "
-                "stops learning"
-            )
+        # float16 without a GradScaler would underflow the discriminator's gradients (it would silently
+        # stop learning): then its step runs in float32, autocast off (BasicSR, traiNNer-redux and neosr
+        # call the loss under the generator's autocast and have no scaler to give it)
+        full_precision = float16_autocast and self.grad_scaler is None
         disc = self.discriminator
         dtype = module_dtype(disc, compute_dtype(sr, hr))
         saved_buffers = [b.detach().clone() for b in disc.buffers()]  # BatchNorm statistics, small
         reals, fakes = hr.detach(), sr.detach()
         if self.augment_discriminator:
             reals, fakes = self._augmented(fakes, reals, generator)
-        with torch.enable_grad(), training_mode(disc, True):
+        with torch.enable_grad(), training_mode(disc, True), (autocast_disabled(kind) if full_precision else contextlib.nullcontext()):
             real = disc(self.criterion.to_unit_range(reals.to(dtype)))
             fake = disc(self.criterion.to_unit_range(fakes.to(dtype)))
             loss = contrastive_discriminator_loss(real, fake, form=self.discriminator_form)
