@@ -695,6 +695,129 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
     return report
 
 
+# ------------------------------------------------------------------------------------------ ladder
+
+# the training-length ladder: the same network and protocol at 600, 2,400 and 9,600 iterations, each
+# length its own result set (``--name``); ``--ladder`` reads whichever of them have finished runs
+LADDER_SETS = ("loss_study", "loss_study_2400", "loss_study_9600")
+
+
+def ladder_summary(out_dir: Path, names: list[str], objectives: list[str]) -> dict[str, Any]:
+    """Per result set (one training length): the paired summary of ``objectives`` against L1."""
+    rungs: dict[str, Any] = {}
+    for name in names:
+        runs = collect(out_dir / f"{name}_runs", objectives)
+        if "l1" not in runs:
+            continue
+        iters = sorted({r["iterations"] for rs in runs.values() for r in rs.values()})
+        if len(iters) != 1:
+            raise ValueError(f"{name}: runs of different lengths {iters} in one result set")
+        rungs[name] = {"iterations": iters[0], "summary": summarise(runs, [o for o in objectives if o in runs])}
+    return dict(sorted(rungs.items(), key=lambda kv: kv[1]["iterations"]))
+
+
+def ladder_markdown(rungs: dict[str, Any], objectives: list[str]) -> str:
+    sets = [s for r in rungs.values() for s in r["summary"]["l1"]["sets"]]
+    sets = list(dict.fromkeys(sets))
+    lines = [
+        "Loss study ladder: the same network, data, protocol and seeds trained 600, 2,400 and 9,600 iterations "
+        "(learning rate halved every quarter of each run). ΔPSNR-Y (dB) of the final weights against L1 of the "
+        "same seed and length: mean ± 95% t-interval half-width over the seeds (n); an interval that contains 0 "
+        "is within noise. The L1 rows give L1's own PSNR-Y.",
+        "",
+        "| objective | iterations | n | " + " | ".join(f"{s} ΔPSNR" for s in sets) + " | grad ratio to L1 (median) |",
+        "|---|---:|---:|" + "---:|" * len(sets) + "---|",
+    ]
+    for obj in objectives:
+        for name, rung in rungs.items():
+            e = rung["summary"].get(obj)
+            if e is None:
+                continue
+            cells = []
+            for s in sets:
+                cell = e["sets"].get(s, {})
+                cells.append(f"{cell['psnr']:.3f}" if obj == "l1" and "psnr" in cell else _fmt_diff(cell.get("psnr_vs_l1"), 3))
+            ratio = ", ".join(f"{t} {r:.3g}" for t, r in e.get("grad_ratio", {}).items()) or "-"
+            lines.append(f"| `{obj}` | {rung['iterations']:,} | {len(e['seeds'])} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", "SSIM-Y and LPIPS differences (LPIPS where measured; lower LPIPS is better):", "",
+              "| objective | iterations | " + " | ".join(f"{s} ΔSSIM" for s in sets) + " | "
+              + " | ".join(f"{s} ΔLPIPS" for s in sets) + " |",
+              "|---|---:|" + "---:|" * (2 * len(sets))]
+    for obj in objectives:
+        if obj == "l1":
+            continue
+        for rung in rungs.values():
+            e = rung["summary"].get(obj)
+            if e is None:
+                continue
+            row = [_fmt_diff(e["sets"].get(s, {}).get("ssim_vs_l1"), 4) for s in sets]
+            row += [_fmt_diff(e["sets"].get(s, {}).get("lpips_vs_l1"), 4) for s in sets]
+            lines.append(f"| `{obj}` | {rung['iterations']:,} | " + " | ".join(row) + " |")
+    lines += ["", "Result sets: " + ", ".join(f"`{n}` ({r['iterations']:,} iterations)" for n, r in rungs.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def ladder_plot(rungs: dict[str, Any], objectives: list[str], png: Path) -> Path | None:
+    """ΔPSNR-Y vs L1 against the training length (log axis), a line with 95% error bars per objective,
+    one panel per test set."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    objs = [o for o in objectives if o != "l1" and any(o in r["summary"] for r in rungs.values())]
+    if not objs or not rungs:
+        return None
+    sets = list(next(iter(rungs.values()))["summary"]["l1"]["sets"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.3 * len(sets), 3.6), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        for k, obj in enumerate(objs):
+            xs, ys, errs = [], [], []
+            for rung in rungs.values():
+                d = rung["summary"].get(obj, {}).get("sets", {}).get(s, {}).get("psnr_vs_l1")
+                if d:
+                    xs.append(rung["iterations"] * 1.06 ** (k - (len(objs) - 1) / 2))  # side by side
+                    ys.append(d["mean"])
+                    errs.append(d["half"] or 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=errs, marker="o", markersize=4, capsize=3, label=obj)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        its = [r["iterations"] for r in rungs.values()]
+        ax.set_xticks(its)
+        ax.set_xticklabels([f"{i:,}" for i in its], fontsize=8)
+        ax.minorticks_off()
+        ax.set_title(s, fontsize=10)
+        ax.set_xlabel("training iterations", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("ΔPSNR-Y vs L1 (dB), same seed")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle("Does the gain last? Paired difference to L1 at each training length (mean, 95% t-interval)", fontsize=10)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def write_ladder(out_dir: Path, names: list[str] | None = None, name: str = "loss_study_ladder") -> dict[str, Any]:
+    """``<out_dir>/<name>.{json,md,png}`` from the finished runs of the ladder's result sets."""
+    objectives = list(LADDER_OBJECTIVES)
+    rungs = ladder_summary(out_dir, list(names or LADDER_SETS), objectives)
+    report = {"benchmark": "loss_study_ladder", "command": "python benchmarks/loss_study.py --ladder",
+              "objectives": {o: asdict(OBJECTIVES[o]) for o in objectives}, "rungs": rungs}
+    base = out_dir / name
+    _atomic_write_json(report, base.with_suffix(".json"))
+    if rungs:
+        base.with_suffix(".md").write_text(ladder_markdown(rungs, objectives))
+        ladder_plot(rungs, objectives, base.with_suffix(".png"))
+    lengths = ", ".join(f"{r['iterations']:,}" for r in rungs.values()) or "no finished rung"
+    print(f"ladder -> {base.with_suffix('.json')} ({lengths})")
+    return report
+
+
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="network / length / seeds (cpu)")
@@ -721,6 +844,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
     p.add_argument("--runs-dir", type=Path, default=None, help="checkpoints and logs (runs/<name>)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--report", action="store_true", help="only write the report from the finished runs")
+    p.add_argument("--ladder", action="store_true",
+                   help=f"only write the training-length ladder report ({', '.join(LADDER_SETS)} in --out-dir)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.objectives = expand_objectives(args.objectives)
@@ -740,7 +865,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         p.error(f"--iters must be >= 4 (the learning rate halves every quarter), got {settings['iters']}")
     if not (settings["lr"] > 0 and math.isfinite(settings["lr"])):
         p.error(f"--lr must be a finite number > 0, got {settings['lr']}")
-    if not args.report:
+    if not (args.report or args.ladder):
         missing = [str(args.data / d) for d in (*settings["train"], *args.test) if not (args.data / d).is_dir()]
         if missing:
             p.error(f"--data: missing folders {', '.join(missing)}")
@@ -769,6 +894,9 @@ def main(argv: list[str] | None = None) -> int:
         run_job(payload["settings"], Job(**payload["job"]))
         return 0
     args, settings = parse_args(argv)
+    if args.ladder:
+        write_ladder(args.out_dir)
+        return 0
     command = "python benchmarks/loss_study.py " + " ".join(argv)
     seeds = settings["seeds"]
     if not args.report:

@@ -170,3 +170,39 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
                          (["--data", str(tmp_path / "none")], "--data: missing folders")):
         res = subprocess.run([sys.executable, str(SCRIPT), *extra], capture_output=True, text=True, env=_env(), timeout=120)
         assert res.returncode == 2 and match in res.stderr
+
+
+def test_ladder_report_pairs_each_length_with_its_own_l1(tmp_path):
+    study = _study()
+
+    def write(name: str, objective: str, seed: int, iters: int, psnr: float, ratio: float | None = None) -> None:
+        run = {"objective": objective, "seed": seed, "iterations": iters,
+               "sets": {"Set5": {"psnr": psnr, "ssim": 0.9}}, "wall_s": {"total": 60.0}}
+        if ratio is not None:
+            run["grad_ratio"] = {"pixel_contrastive": {"median": ratio, "points": [[iters, ratio]]}}
+        folder = tmp_path / f"{name}_runs"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{objective}__seed{seed}.json").write_text(json.dumps(run))
+
+    # 600: pc_T1 +0.1 / +0.3 over L1; 2400: +0.0 / +0.2 (a shrinking gain); 9600: nothing finished
+    for seed, (l1, pc) in enumerate([(30.0, 30.1), (30.2, 30.5)]):
+        write("loss_study", "l1", seed, 600, l1)
+        write("loss_study", "pc_T1", seed, 600, pc, ratio=0.1 + seed)
+    for seed, (l1, pc) in enumerate([(31.0, 31.0), (31.1, 31.3)]):
+        write("loss_study_2400", "l1", seed, 2400, l1)
+        write("loss_study_2400", "pc_T1", seed, 2400, pc)
+    report = study.write_ladder(tmp_path)
+    assert [r["iterations"] for r in report["rungs"].values()] == [600, 2400]
+    cells = [r["summary"]["pc_T1"]["sets"]["Set5"]["psnr_vs_l1"] for r in report["rungs"].values()]
+    assert cells[0]["mean"] == pytest.approx(0.2) and cells[1]["mean"] == pytest.approx(0.1)
+    assert cells[1]["half"] == pytest.approx(12.706 * 0.2 / 2**0.5 / 2**0.5)
+    md = (tmp_path / "loss_study_ladder.md").read_text()
+    assert "| `l1` | 600 | 2 | 30.100 |" in md and "| `l1` | 2,400 | 2 | 31.050 |" in md
+    assert "| `pc_T1` | 600 | 2 | +0.200 ± 1.271 | pixel_contrastive 0.6 |" in md  # median of the seeds' ratios
+    assert "| `pc_T1` | 2,400 | 2 | +0.100 ± 1.271 | - |" in md
+    assert (tmp_path / "loss_study_ladder.png").stat().st_size > 1000
+    # one result set mixing lengths is refused
+    write("loss_study_9600", "l1", 0, 9600, 32.0)
+    write("loss_study_9600", "pc_T1", 0, 2400, 32.0)
+    with pytest.raises(ValueError, match="loss_study_9600: runs of different lengths"):
+        study.write_ladder(tmp_path)
