@@ -55,6 +55,7 @@ LPIPS_BACKBONE = Path("weights") / "squeezenet1_1-b8a52dc0.pth"
 JOB_FLAG = "--_job"
 METRICS = ("psnr", "ssim", "lpips")
 OFF_SCALE_DB = 1.0  # the plot's axis covers the objectives within this of L1
+KEEP_WEIGHTS_ITERS = 2400  # runs this long keep their final weights beside their JSON (~0.6 MB each at 4x32)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,26 @@ def result_path(results_dir: Path, job: Job) -> Path:
     return results_dir / f"{_slug(job.objective)}__seed{job.seed}.json"
 
 
+def weights_path(results_dir: Path, job: Job) -> Path:
+    """The final weights of a run, committed beside its JSON (long runs: ``keep_weights``)."""
+    return results_dir / f"{_slug(job.objective)}__seed{job.seed}.pt"
+
+
+def export_weights(ckpt_path: Path, dst: Path) -> Path:
+    """The network's weights of a train.py checkpoint as a bare float32 state dict (``torch.load(...,
+    weights_only=True)`` reads it; ``examples/evaluate.py --weights`` evaluates it), written atomically;
+    a checkpoint with a non-finite weight is refused."""
+    import torch
+    from srkit.runtime import UsageError, atomic_save, load_checkpoint
+
+    state = {k: v.detach().float().contiguous() for k, v in load_checkpoint(ckpt_path, "--export-weights")["model"].items()}
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise UsageError(f"{ckpt_path}: non-finite weights ({', '.join(bad[:3])}); not exported")
+    atomic_save(state, dst)
+    return dst
+
+
 def run_dir(runs: Path, job: Job) -> Path:
     return runs / _slug(job.objective) / f"seed{job.seed}"
 
@@ -341,6 +362,8 @@ def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:
     ratios = grad_ratios(out / "history.json")
     if ratios:
         result["grad_ratio"] = ratios
+    if settings.get("keep_weights"):
+        export_weights(out / "last.pt", weights_path(Path(settings["results_dir"]), job))
     _atomic_write_json(result, result_path(Path(settings["results_dir"]), job))
     return result
 
@@ -844,6 +867,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
     p.add_argument("--runs-dir", type=Path, default=None, help="checkpoints and logs (runs/<name>)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--report", action="store_true", help="only write the report from the finished runs")
+    p.add_argument("--keep-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"write each run's final weights beside its JSON (default: runs of >= {KEEP_WEIGHTS_ITERS:,} iterations)")
+    p.add_argument("--export-weights", action="store_true",
+                   help="only export the final weights of the finished runs whose checkpoint is still in --runs-dir")
     p.add_argument("--ladder", action="store_true",
                    help=f"only write the training-length ladder report ({', '.join(LADDER_SETS)} in --out-dir)")
     p.add_argument("--no-progress", action="store_true")
@@ -865,7 +892,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         p.error(f"--iters must be >= 4 (the learning rate halves every quarter), got {settings['iters']}")
     if not (settings["lr"] > 0 and math.isfinite(settings["lr"])):
         p.error(f"--lr must be a finite number > 0, got {settings['lr']}")
-    if not (args.report or args.ladder):
+    if not (args.report or args.ladder or args.export_weights):
         missing = [str(args.data / d) for d in (*settings["train"], *args.test) if not (args.data / d).is_dir()]
         if missing:
             p.error(f"--data: missing folders {', '.join(missing)}")
@@ -881,6 +908,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         "log_every": max(1, min(50, settings["iters"] // 4)),
         "results_dir": str((args.out_dir / f"{name}_runs").resolve()),
         "runs_dir": str((args.runs_dir or ROOT / "runs" / name).resolve()),
+        "keep_weights": args.keep_weights if args.keep_weights is not None else settings["iters"] >= KEEP_WEIGHTS_ITERS,
     })
     settings["lr_cache"] = str(Path(settings["runs_dir"]) / "lr_cache")
     settings["switch_points"] = switch_points(args.objectives, settings)
@@ -896,6 +924,24 @@ def main(argv: list[str] | None = None) -> int:
     args, settings = parse_args(argv)
     if args.ladder:
         write_ladder(args.out_dir)
+        return 0
+    if args.export_weights:
+        results_dir, runs = Path(settings["results_dir"]), Path(settings["runs_dir"])
+        for f in sorted(results_dir.glob("*__seed*.json")):
+            r = json.loads(f.read_text())
+            job = Job(r["objective"], r["seed"])
+            ckpt, dst = run_dir(runs, job) / "last.pt", weights_path(results_dir, job)
+            if dst.is_file():
+                continue
+            if not ckpt.is_file():
+                print(f"{f.name}: no checkpoint in {run_dir(runs, job)}, not exported", file=sys.stderr)
+                continue
+            from srkit.runtime import load_checkpoint
+
+            if load_checkpoint(ckpt, "--export-weights")["iteration"] != r["iterations"]:
+                print(f"{f.name}: {ckpt} is not the run's final checkpoint, not exported", file=sys.stderr)
+                continue
+            print(f"weights -> {export_weights(ckpt, dst)}")
         return 0
     command = "python benchmarks/loss_study.py " + " ".join(argv)
     seeds = settings["seeds"]

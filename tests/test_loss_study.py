@@ -206,3 +206,27 @@ def test_ladder_report_pairs_each_length_with_its_own_l1(tmp_path):
     write("loss_study_9600", "pc_T1", 0, 2400, 32.0)
     with pytest.raises(ValueError, match="loss_study_9600: runs of different lengths"):
         study.write_ladder(tmp_path)
+
+
+def test_long_runs_keep_their_final_weights_and_evaluate_from_them(data, tmp_path):
+    argv = _argv(data, tmp_path, "--iters", "4", "--seeds", "0", "--objectives", "l1", "--keep-weights")
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, env=_env(), timeout=600)
+    weights = tmp_path / "results" / "loss_study_runs" / "l1__seed0.pt"
+    state = torch.load(weights, map_location="cpu", weights_only=True)  # a bare state dict: no pickled objects
+    ckpt = torch.load(tmp_path / "runs" / "l1" / "seed0" / "last.pt", map_location="cpu", weights_only=False)
+    assert state.keys() == ckpt["model"].keys() and all(torch.equal(state[k], ckpt["model"][k]) for k in state)
+    assert all(v.dtype == torch.float32 for v in state.values())
+    # the documented command evaluates them on any folder of images, to the study's own score
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "evaluate.py"), "--arch", "edsr_baseline",
+                          "--arch-kwargs", "n_resblocks=1,n_feats=8", "--scale", "2", "--weights", str(weights),
+                          "--test", str(data / "test"), "--lpips", "none", "--no-bicubic", "--no-progress",
+                          "--json", str(tmp_path / "eval.json")], capture_output=True, text=True, env=_env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (scored,) = json.loads((tmp_path / "eval.json").read_text())["results"].values()  # the one method
+    study = json.loads((tmp_path / "results" / "loss_study_runs" / "l1__seed0.json").read_text())
+    assert scored["test"]["psnr"] == pytest.approx(study["sets"]["test"]["psnr"], abs=1e-9)
+    # runs finished without weights (an older study) export them from their checkpoints
+    weights.unlink()
+    subprocess.run([sys.executable, str(SCRIPT), *argv, "--export-weights"], check=True, env=_env(), timeout=300)
+    again = torch.load(weights, map_location="cpu", weights_only=True)
+    assert all(torch.equal(again[k], state[k]) for k in state)
