@@ -114,6 +114,10 @@ OBJECTIVES: dict[str, Objective] = {
     "pcl_a0.01_small_disc": Objective(
         f"l1+0.01*pcl({_SMALL_DISC})", "PCL at alpha 0.01 from scratch, quarter-width discriminator",
     ),
+    "pcl_a0.01_nograd_small_disc": Objective(
+        f"l1+0.01*pcl({_SMALL_DISC},generator_gradient=false)",
+        "the authors' released PCL from scratch: the term is logged, the network gets L1's gradient only",
+    ),
     "pcl_a0.01_last_quarter": Objective(
         f"l1+0.01*pcl({_SMALL_DISC})", "PCL at alpha 0.01 for the last quarter of the same seed's L1 run",
         switch_from_l1_at=0.75,
@@ -135,10 +139,12 @@ STUDY_OBJECTIVES = [
 # the training-length ladder (issue "Does the gain last?"): the objectives that beat L1 at 600
 # iterations, at 2,400 and 9,600; "late": PCL and random-conv for the last quarter of the L1 run
 LADDER_OBJECTIVES = ["l1", "pc_T1", "high_pass", "pc_T1+high_pass"]
+PCL_OBJECTIVES = ["pcl_a0.01_small_disc", "pcl_a0.01_nograd_small_disc"]  # issue 21: PCL at its new default
 LATE_OBJECTIVES = ["l1", "random_conv_w0.001_last_quarter", "pcl_a0.01_last_quarter", "pcl_a0.01_nograd_last_quarter"]
 OBJECTIVE_GROUPS: dict[str, list[str]] = {
     "study": STUDY_OBJECTIVES,
-    "sweep": ["l1"] + [o for o in OBJECTIVES if o not in STUDY_OBJECTIVES and o not in LATE_OBJECTIVES + ["pcl_a0.01_small_disc"]],
+    "sweep": ["l1"] + [o for o in OBJECTIVES if o not in STUDY_OBJECTIVES + LATE_OBJECTIVES + PCL_OBJECTIVES],
+    "pcl": PCL_OBJECTIVES,
     "ladder": LADDER_OBJECTIVES,
     "late": LATE_OBJECTIVES,
     "all": list(OBJECTIVES),
@@ -153,6 +159,7 @@ FAMILY_DEFAULT: dict[str, str] = {
     **{o: "high_pass" for o in ("high_pass_sigma0.5", "high_pass_sigma2")},
     **{o: "random_conv_last_quarter" for o in ("random_conv_w0.01_last_quarter", "random_conv_w0.001_last_quarter")},
     "pcl_a0.01_small_disc": "pcl_small_disc",
+    "pcl_a0.01_nograd_small_disc": "pcl_a0.01_small_disc",
 }
 
 
