@@ -139,11 +139,15 @@ STUDY_OBJECTIVES = [
 # the training-length ladder (issue "Does the gain last?"): the objectives that beat L1 at 600
 # iterations, at 2,400 and 9,600; "late": PCL and random-conv for the last quarter of the L1 run
 LADDER_OBJECTIVES = ["l1", "pc_T1", "high_pass", "pc_T1+high_pass"]
+SWEEP_OBJECTIVES = [
+    "l1", "pc_region4", "pc_region16", "high_pass_sigma0.5", "high_pass_sigma2", "random_conv_w0.01_last_quarter",
+    "random_conv_w0.001_last_quarter",
+]
 PCL_OBJECTIVES = ["pcl_a0.01_small_disc", "pcl_a0.01_nograd_small_disc"]  # issue 21: PCL at its new default
 LATE_OBJECTIVES = ["l1", "random_conv_w0.001_last_quarter", "pcl_a0.01_last_quarter", "pcl_a0.01_nograd_last_quarter"]
 OBJECTIVE_GROUPS: dict[str, list[str]] = {
     "study": STUDY_OBJECTIVES,
-    "sweep": ["l1"] + [o for o in OBJECTIVES if o not in STUDY_OBJECTIVES + LATE_OBJECTIVES + PCL_OBJECTIVES],
+    "sweep": SWEEP_OBJECTIVES,
     "pcl": PCL_OBJECTIVES,
     "ladder": LADDER_OBJECTIVES,
     "late": LATE_OBJECTIVES,
