@@ -16,14 +16,13 @@ Copy both files when moving a resume state: without ours, the losses start afres
 from __future__ import annotations
 
 import os
-import pickle
-import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._io import load_tensors_file
 from .adapters import PCLAdapter, register_classes
 
 __all__ = ["LOSS_STATE_KEY", "stateful_losses", "with_loss_state", "register_model", "loss_state_path",
@@ -65,17 +64,7 @@ def load_loss_state(path: str | os.PathLike[str]) -> dict[str, Any]:
             it runs), cannot be read, or is not a dict.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        raise ValueError(
-            f"{path}: refused: it holds a pickled Python object{f' ({found[1]})' if found else ''} that loading "
-            "would have to execute; only tensors and plain values are read (torch.load weights_only=True)"
-        ) from None
-    except Exception as err:
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise ValueError(f"{path}: cannot read the losses' training state ({type(err).__name__}: {first})") from None
+    state = load_tensors_file(path, "losses' training state")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a dict of losses' training states, got {type(state).__name__}")
     return state

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import pathlib
-import pickle
 import random
 import re
 import socket
@@ -407,31 +406,24 @@ def _migrate_legacy(ckpt: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
-
-
 def safe_load(path: Path, flag: str) -> Any:
-    """``torch.load(path, weights_only=True)`` (plus :func:`legacy_globals`) on the CPU: a file that
-    would run code when unpickled is refused with a one-line :class:`UsageError` naming it, and no
-    code of it runs; an unreadable file is one line too."""
+    """``torch.load(path, weights_only=True)`` (plus :func:`legacy_globals`) on the CPU, through the
+    library's :func:`contrastive_sr_losses._io.load_tensors_file`: a file that would run code when
+    unpickled is refused with a one-line :class:`UsageError` naming it (nothing of it runs); an
+    unreadable file is one line too."""
+    from contrastive_sr_losses._io import load_tensors_file
+
     if not path.is_file():
         raise UsageError(f"{flag} {path}: no such file")
     try:
-        with torch.serialization.safe_globals(legacy_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+        return load_tensors_file(path, "checkpoint", allowed=legacy_globals())
+    except ValueError as err:
         text = str(err)
-        if "Weights only load failed" not in text:
-            raise UsageError(f"{flag} {path}: cannot read it as a checkpoint (UnpicklingError: {text.splitlines()[0]})") from None
-        found = _UNSAFE_GLOBAL.search(text)
-        what = f"a pickled Python object ({found[1]})" if found else "a pickled Python object"
-        raise UsageError(
-            f"{flag} {path}: refused: it holds {what} that loading would have to execute; only tensors and "
-            "plain values are read (torch.load weights_only=True). Nothing of it was run"
-        ) from None
-    except Exception as err:  # truncated, foreign or corrupt file
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise UsageError(f"{flag} {path}: cannot read it as a checkpoint ({type(err).__name__}: {first})") from None
+        if text.startswith(f"{path}: "):
+            text = text[len(f"{path}: "):]
+        else:
+            text = "cannot read it as a checkpoint (" + text.split(": ", 1)[-1] + ")"
+        raise UsageError(f"{flag} {path}: {text}") from None
 
 
 def load_checkpoint(path: Path, flag: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ replaced by a loader of ``path.resume_state`` onto the CPU that then calls Basic
 """
 
 import os
-from collections import Counter
 import sys
+from collections import Counter
 
 import torch
 
