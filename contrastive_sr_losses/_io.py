@@ -19,6 +19,7 @@ import torch
 __all__ = ["load_tensors_file"]
 
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*(.+)")
 
 
 def load_tensors_file(
@@ -51,14 +52,16 @@ def load_tensors_file(
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        if "Weights only load failed" in text:
-            found = _UNSAFE_GLOBAL.search(text)
+        found = _UNSAFE_GLOBAL.search(text)
+        if found:  # a callable or class the file wants built: the payload of a crafted pickle
             raise error(
-                f"{path}: refused: it holds a pickled Python object{f' ({found[1]})' if found else ''} that loading "
-                f"would have to execute; only tensors and plain values are read (torch.load weights_only=True), "
-                f"and nothing of it was run"
+                f"{path}: refused: it holds a pickled Python object ({found[1]}) that loading would have to "
+                "execute; only tensors and plain values are read (torch.load weights_only=True), and nothing "
+                "of it was run"
             ) from None
-        raise error(f"cannot read the {what} from {path}: {_first_line(err)}") from None
+        detail = _UNPICKLER_ERROR.search(text)
+        reason = detail[1].strip() if detail else text.strip().splitlines()[0]
+        raise error(f"cannot read the {what} from {path}: not a torch.save file of tensors ({reason[:160]})") from None
     except Exception as err:  # truncated (zip: "failed finding central directory"), foreign or corrupt
         raise error(f"cannot read the {what} from {path}: {_first_line(err)}") from None
 

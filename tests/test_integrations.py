@@ -395,3 +395,66 @@ def test_the_loss_state_is_found_beside_an_explicit_resume_state(tmp_path, monke
         warnings.simplefilter("error")
         resumed.resume_training(torch.load(elsewhere / "4.state", weights_only=False))
     assert pcl_of(resumed).trainer.steps == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# every config value is checked when the loss is built (issue 22)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), 1e39, -1.0])
+@pytest.mark.parametrize("name", ["CSRPixelContrastiveLoss", "CSRGaussianHighPassLoss"])
+def test_loss_weight_must_be_finite_and_not_negative(name, weight):
+    with pytest.raises(ValueError, match=r"loss_weight must be a finite number in \[0, 1e\+06\]"):
+        getattr(basicsr, name)(loss_weight=weight)
+
+
+def test_loss_weight_zero_computes_the_term_but_adds_nothing():
+    loss = basicsr.CSRGaussianHighPassLoss(loss_weight=0.0, slot="pixel")
+    sr = torch.rand(1, 3, 16, 16, requires_grad=True)
+    value = loss(sr, torch.rand(1, 3, 16, 16))
+    assert value.item() == 0.0
+    value.backward()
+    assert sr.grad.abs().sum().item() == 0.0
+
+
+@pytest.mark.parametrize("option, make", [
+    ("normalize", lambda v: basicsr.CSRRandomConvContrastiveLoss(scale=2, normalize=v)),
+    ("lr_negative", lambda v: neosr.CSRPCLLoss(lr_negative=v, **TINY_PCL)),
+])
+def test_a_quoted_boolean_is_an_error_naming_the_option(option, make):
+    for value in ("false", "true", 0, 1):
+        with pytest.raises(TypeError, match=f"{option} must be a bool"):
+            make(value)
+    make(False)
+
+
+@pytest.mark.parametrize("betas, error", [([0.9], ValueError), ([0.9, 0.999, 0.5], ValueError), ("ab", TypeError),
+                                          ([2.0, 0.999], ValueError), (None, TypeError)])
+def test_disc_betas_must_be_a_pair_in_0_1(betas, error):
+    with pytest.raises(error, match="disc_betas must be"):
+        neosr.CSRPCLLoss(disc_betas=betas, **TINY_PCL)
+
+
+def test_discriminator_weights_are_required_and_must_fit(tmp_path):
+    from contrastive_sr_losses.embeddings import WaveletDiscriminator
+
+    for value in (None, 3, True):  # `discriminator_weights: ~` in YAML is None
+        with pytest.raises(TypeError, match="discriminator_weights must be the path of a WaveletDiscriminator state dict"):
+            basicsr.CSRFrequencyContrastiveLoss(discriminator_weights=value)
+    with pytest.raises(FileNotFoundError, match="discriminator_weights: no such file"):
+        basicsr.CSRFrequencyContrastiveLoss(discriminator_weights=str(tmp_path / "missing.pth"))
+    torch.save(WaveletDiscriminator().state_dict(), tmp_path / "big.pth")
+    with pytest.raises(ValueError, match=r"big.pth: not a state dict of a WaveletDiscriminator with channels=\[8, 8, 16, 16\]"):
+        basicsr.CSRFrequencyContrastiveLoss(discriminator_weights=str(tmp_path / "big.pth"), **TINY_PCL)
+
+
+def test_vgg_weights_must_be_a_path_imagenet_or_none():
+    with pytest.raises(TypeError, match="vgg_weights must be 'imagenet', a path or None"):
+        basicsr.CSRRatioContrastiveLoss(scale=2, vgg_weights=5)
+
+
+def test_a_null_loss_state_in_a_resume_state_is_an_error_naming_it(tmp_path, monkeypatch):
+    stand_in, model = _trained_pcl_model("basicsr", tmp_path, monkeypatch)
+    state = {"epoch": 0, "iter": 1, "optimizers": [o.state_dict() for o in model.optimizers],
+             "schedulers": [s.state_dict() for s in model.schedulers], LOSS_STATE_KEY: {"cri_perceptual": None}}
+    with pytest.raises(TypeError, match="state must be a dict from PCLTrainer.state_dict"):
+        model.resume_training(state)

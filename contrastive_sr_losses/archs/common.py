@@ -95,7 +95,7 @@ class MeanShift(nn.Module):
             raise TypeError(f"rgb_mean must be a sequence of 3 numbers (R, G, B), got {type(mean).__name__} {mean!r}")
         values = [float(v) for v in mean]
         if len(values) != 3 or not all(math.isfinite(v) for v in values):
-            raise ValueError(f"rgb_mean must hold 3 finite values (R, G, B), got {len(values)}: {tuple(values)}")
+            raise ValueError(f"rgb_mean must hold 3 values (R, G, B), finite, got {len(values)}: {tuple(values)}")
         self.img_range = check_positive_float(img_range, "img_range")
         self.register_buffer("mean", torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 

@@ -148,6 +148,8 @@ def with_loss_state(base: type, name: str) -> type:
             source = _resume_path(self, resume_state)
             ours = loss_state_path(source) if source is not None else None
             saved = load_loss_state(ours) if ours is not None and ours.is_file() else {}
+        if not isinstance(saved, dict):
+            raise TypeError(f"resume_state[{LOSS_STATE_KEY!r}] must be a dict of losses' states, got {type(saved).__name__}")
         for key, loss in stateful_losses(self).items():
             if key in saved:
                 loss.load_training_state(saved[key])
