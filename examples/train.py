@@ -83,6 +83,7 @@ from srkit.runtime import (  # noqa: E402
     check_number,
     check_writable_dir,
     derive_seed,
+    error_summary,
     last_logged_iteration,
     load_checkpoint,
     nonfinite_tensors,
@@ -337,7 +338,7 @@ def restore(ckpt: dict[str, Any], path: Path, run: dict[str, Any], loaders: dict
         except KeyError as err:
             raise UsageError(f"--resume {path}: no {part} state in it ({err}); a truncated or foreign checkpoint?") from None
         except (RuntimeError, ValueError, TypeError, AttributeError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = error_summary(err)
             kwargs = f" {run['arch_kwargs']}" if run["arch_kwargs"] else ""
             raise UsageError(
                 f"--resume {path}: its {part} state does not fit {run['arch']}{kwargs} x{run['scale']} "
@@ -460,6 +461,9 @@ def _train(args: argparse.Namespace, dist_info: Any, device: torch.device, lock:
             else ""
         )
         log(f"=== resumed from {args.resume if args.resume != 'auto' else out / 'last.pt'} at iteration {start_iter}{rerun}")
+        if ckpt.get("migrated_from"):
+            log(f"{path} is in the older format {ckpt['migrated_from']} (read safely: tensors, plain values and its numpy / "
+                f"pathlib RNG and argument types only); the next checkpoint is written in {CHECKPOINT_FORMAT}")
     elif args.init_from is not None:
         init_from(model, args.init_from, log)
 

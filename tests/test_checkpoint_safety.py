@@ -154,15 +154,17 @@ def test_a_crafted_pickle_is_refused_by_the_loss_study(data, evil, tmp_path):
 def test_a_crafted_pickle_is_refused_by_every_library_loader(evil, tmp_path):
     from contrastive_sr_losses.archs.weights import read_state_dict
     from contrastive_sr_losses.embeddings import VGG19Features
-    from contrastive_sr_losses.integrations.adapters import PCLAdapter
+    from contrastive_sr_losses.archs import create_model
+    from contrastive_sr_losses.integrations.basicsr import CSRFrequencyContrastiveLoss
     from contrastive_sr_losses.integrations.state import load_loss_state
     from contrastive_sr_losses.metrics import LPIPS
 
     path, target = evil
     loaders = {
         "read_state_dict": lambda: read_state_dict(path),
+        "create_model weights": lambda: create_model("edsr_baseline", 2, weights=path),
         "VGG19Features": lambda: VGG19Features(weights=path),
-        "PCL discriminator_weights": lambda: PCLAdapter(discriminator_weights=str(path)),
+        "CSRFrequencyContrastiveLoss discriminator_weights": lambda: CSRFrequencyContrastiveLoss(discriminator_weights=str(path)),
         "load_loss_state": lambda: load_loss_state(path),
         "LPIPS backbone": lambda: LPIPS("squeeze", backbone_path=path, head_path=path),
     }
@@ -174,17 +176,27 @@ def test_a_crafted_pickle_is_refused_by_every_library_loader(evil, tmp_path):
     assert not target.exists()
 
 
-def test_no_torch_load_in_the_project_reads_pickled_objects():
-    """Every ``torch.load`` call of the package, the examples and the benchmarks goes through
-    ``contrastive_sr_losses._io.load_tensors_file`` (weights_only=True)."""
-    calls = []
-    for folder in ("contrastive_sr_losses", "examples", "benchmarks"):
+def test_every_torch_load_of_the_project_is_weights_only():
+    """Every ``torch.load`` call (found in the syntax tree, not in docstrings) of the package, the
+    examples, the benchmarks and the tests' integration scripts passes ``weights_only=True``; the
+    package's own go through ``contrastive_sr_losses._io.load_tensors_file``."""
+    import ast
+
+    calls, unsafe = [], []
+    for folder in ("contrastive_sr_losses", "examples", "benchmarks", "tests/integration"):
         for f in (ROOT / folder).rglob("*.py"):
-            for n, line in enumerate(f.read_text().splitlines(), 1):
-                if "torch.load(" in line and not line.lstrip().startswith(("#", ">>>")):
-                    calls.append(f"{f.relative_to(ROOT)}:{n}")
-    assert len(calls) == 1 and calls[0].startswith("contrastive_sr_losses/_io.py:"), calls
-    assert "weights_only=True" in (ROOT / "contrastive_sr_losses" / "_io.py").read_text()
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                    where = f"{f.relative_to(ROOT)}:{node.lineno}"
+                    calls.append(where)
+                    if not any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                               for k in node.keywords):
+                        unsafe.append(where)
+    assert calls and not unsafe, unsafe
+    assert [c for c in calls if c.startswith("contrastive_sr_losses/")] == [
+        c for c in calls if c.startswith("contrastive_sr_losses/_io.py:")
+    ]
 
 
 # ------------------------------------------------------------------- format: plain values, old files
@@ -224,7 +236,8 @@ def test_an_old_format_checkpoint_resumes_to_the_same_weights(data, tmp_path):
     _as_format_1(_ckpt(part / "last.pt"), part / "last.pt")
     train.main(_args(data, part, "--iters", "6", *spec, "--resume"))
     full, resumed = _ckpt(tmp_path / "full" / "last.pt"), _ckpt(part / "last.pt")
-    assert resumed["format"] == CHECKPOINT_FORMAT and resumed["migrated_from"] == "contrastive-sr-losses/train/1"
+    assert resumed["format"] == CHECKPOINT_FORMAT and resumed["checksum"] == runtime.checkpoint_checksum(resumed)
+    assert "is in the older format contrastive-sr-losses/train/1" in (part / "train.log").read_text()
     assert all(torch.equal(full["model"][k], resumed["model"][k]) for k in full["model"])
     assert full["history"]["train"][-1] == resumed["history"]["train"][-1]
 
@@ -250,28 +263,31 @@ def _poisoned(trained: Path, tmp_path: Path, edit, reseal: bool) -> Path:
     return path
 
 
-def _set_first(name: str, value: float):
-    def edit(ckpt: dict) -> None:
-        part, *keys = name.split(".")
-        obj = ckpt[part]
+def _set_first(part: str, value: float):
+    """An edit that sets the first value of the model's first tensor (``part="model"``) or of the
+    first parameter's Adam ``exp_avg_sq`` (``"optimizer"``); returns the dotted name it changed."""
+    def edit(ckpt: dict) -> str:
         if part == "optimizer":
-            obj = obj["state"][0][keys[-1]]
-        else:
-            obj = obj[".".join(keys)]
-        obj.view(-1)[0] = value
+            ckpt["optimizer"]["state"][0]["exp_avg_sq"].view(-1)[0] = value
+            return "optimizer.state.0.exp_avg_sq"
+        key = next(iter(ckpt["model"]))
+        ckpt["model"][key].view(-1)[0] = value
+        return f"model.{key}"
     return edit
 
 
-@pytest.mark.parametrize("name", ["model.head.0.weight", "optimizer.state.0.exp_avg_sq"])
-def test_resume_refuses_nan_weights_or_optimizer_state_naming_the_tensor(name, data, trained, tmp_path, capsys):
-    path = _poisoned(trained, tmp_path, _set_first(name, float("nan")), reseal=True)  # well-formed, valid checksum
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_resume_refuses_nan_weights_or_optimizer_state_naming_the_tensor(part, data, trained, tmp_path, capsys):
+    edit = _set_first(part, float("nan"))
+    name = edit(_ckpt(trained))
+    path = _poisoned(trained, tmp_path, edit, reseal=True)  # well-formed, with a valid checksum
     err = _error(train.main, _args(data, path.parent, "--iters", "6", "--resume"), capsys)
     assert f"--resume {path}: refused: {name} holds NaN/Inf at iteration 3" in err
     assert "all its weights finite" not in err
 
 
 def test_resume_refuses_a_corrupted_checkpoint_by_its_checksum(data, trained, tmp_path, capsys):
-    path = _poisoned(trained, tmp_path, _set_first("model.head.0.weight", 1e20), reseal=False)
+    path = _poisoned(trained, tmp_path, _set_first("model", 1e20), reseal=False)
     err = _error(train.main, _args(data, path.parent, "--iters", "6", "--resume"), capsys)
     assert f"--resume {path}: refused: its checksum does not match its contents" in err
     err = _error(evaluate.main, ["--checkpoint", str(path), "--test", str(data["test"])], capsys)
@@ -289,7 +305,7 @@ def test_a_forged_architecture_is_one_line_on_resume_and_evaluate(data, tmp_path
     err = _error(train.main, _args(data, forged.parent, "--iters", "3", "--resume"), capsys)
     assert f"--resume {forged}: its model state does not fit edsr_baseline" in err and "size mismatch" in err
     err = _error(evaluate.main, ["--checkpoint", str(forged), "--test", str(data["test"])], capsys)
-    assert f"--checkpoint {forged}: its 'model' does not fit edsr_baseline" in err
+    assert f"--checkpoint {forged}: its 'model' does not fit edsr_baseline" in err and "size mismatch" in err
 
 
 # ------------------------------------------------------------------- failed writes

@@ -214,6 +214,15 @@ def nonfinite_tensors(state: object, prefix: str = "") -> list[str]:
     return [k for (k, _), ok in zip(found, flags) if not ok]
 
 
+def error_summary(err: BaseException) -> str:
+    """One line of an exception's message: its first line, with the next one where the first only
+    introduces it (``load_state_dict``'s "Error(s) in loading state_dict for EDSR:")."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
 def check_writable_dir(path: Path, flag: str) -> Path:
     """Create ``path`` (and its parents) and check that a file can be written in it, before any long
     work starts; a one-line :class:`UsageError` otherwise."""
