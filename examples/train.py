@@ -38,7 +38,15 @@ continues exactly where the checkpoint stopped (same patches, same random draws,
 ``--init-from CKPT`` starts a new run from another run's weights (e.g. x4 from x2: tensors whose shape
 differs, like the upsampler, keep their fresh initialisation) with a new optimizer: RRLFN's multi-stage
 warm start. Outputs in ``--out``: ``train.log``, ``history.json``, ``last.pt``, ``val_psnr.png``
-(with ``--plot-with OTHER_RUN ...`` the other runs' curves on the same axes).
+(with ``--plot-with OTHER_RUN ...`` the other runs' curves on the same axes), and ``train.lock`` (pid
+and host) while the run holds the folder: a second run on it (``--resume`` too) refuses, a lock left by
+a dead process of this host is taken over (logged).
+
+Checkpoints (format ``contrastive-sr-losses/train/2``) hold only tensors and plain values and a
+SHA-256 of them; every one is read with ``torch.load(weights_only=True)``, so a file carrying a
+pickled payload is refused, not run. ``--resume`` also refuses a checkpoint whose checksum does not
+match (corrupted) or whose weights / optimizer state hold NaN/Inf. Format-1 checkpoints of earlier
+versions are read through an allow-list of exactly their numpy / pathlib types and resume as before.
 
 Term sizes: with more than one loss term, every log line also gives each term's gradient-norm ratio
 to the first term's on the network's weights (``grad/l1 pixel_contrastive 0.12``; the library's
