@@ -544,8 +544,14 @@ def _train(args: argparse.Namespace, dist_info: Any, device: torch.device, lock:
             "args": plain_args(vars(args)),  # plain values only: the file loads with weights_only=True
         }
         save_checkpoint(ckpt_out, out / "last.pt", kept)
-        write_json(history, out / "history.json")
         saved_at = iteration
+        try:
+            write_json(history, out / "history.json")
+        except OSError as err:
+            raise UsageError(
+                f"cannot write {out / 'history.json'}: {err.strerror or err}; {out / 'last.pt'} holds iteration "
+                f"{iteration} (its history included)"
+            ) from err
 
     from tqdm import tqdm
 
