@@ -16,7 +16,6 @@ import contrastive_sr_losses.losses as core
 from contrastive_sr_losses import GaussianHighPassLoss, PixelContrastiveLoss, RandomConvContrastiveLoss
 from contrastive_sr_losses.integrations import adapters, basicsr, neosr, register_basicsr, register_neosr, register_traiNNer
 from contrastive_sr_losses.integrations import traiNNer
-from contrastive_sr_losses.integrations import state as state_module
 from contrastive_sr_losses.integrations.state import LOSS_STATE_KEY, load_loss_state, loss_state_path
 from contrastive_sr_losses.metrics import imresize
 
@@ -458,3 +457,13 @@ def test_a_null_loss_state_in_a_resume_state_is_an_error_naming_it(tmp_path, mon
              "schedulers": [s.state_dict() for s in model.schedulers], LOSS_STATE_KEY: {"cri_perceptual": None}}
     with pytest.raises(TypeError, match="state must be a dict from PCLTrainer.state_dict"):
         model.resume_training(state)
+
+
+def test_our_state_files_follow_the_framework_files_that_are_pruned(tmp_path, monkeypatch):
+    _, model = _trained_pcl_model("neosr", tmp_path, monkeypatch)
+    model.save_training_state(epoch=0, current_iter=1)
+    model.save_training_state(epoch=0, current_iter=2)
+    (tmp_path / "1.state").unlink()  # the framework keeps only its last state
+    model.save_training_state(epoch=0, current_iter=3)
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "2.state", f"2.state.{LOSS_STATE_KEY}", "3.state", f"3.state.{LOSS_STATE_KEY}"]

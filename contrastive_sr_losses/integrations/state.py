@@ -56,6 +56,15 @@ def _save_atomic(obj: object, path: Path) -> None:
             tmp.unlink()
 
 
+def _remove_orphans(folder: Path) -> None:
+    """Delete our state files whose framework file is gone (a framework that keeps only its last N
+    states): they could not be resumed from and PCL's are tens of MB each."""
+    suffix = f".{LOSS_STATE_KEY}"
+    for ours in folder.glob(f"*.state{suffix}"):
+        if not ours.with_name(ours.name[: -len(suffix)]).exists():
+            ours.unlink(missing_ok=True)
+
+
 def load_loss_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a losses' state file (:func:`loss_state_path`) with ``torch.load(weights_only=True)``.
 
@@ -140,6 +149,7 @@ def with_loss_state(base: type, name: str) -> type:
             return  # nothing to add, or the framework could not write its file (it said so)
         # ours beside the framework's file, which is never opened: a failure here leaves it intact
         _save_atomic({key: loss.training_state() for key, loss in losses.items()}, loss_state_path(path))
+        _remove_orphans(path.parent)
 
     def resume_training(self: Any, resume_state: dict[str, Any]) -> None:
         base.resume_training(self, resume_state)
