@@ -372,6 +372,9 @@ def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
     matched = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
     if not matched:
         raise UsageError(f"--init-from {path}: none of its tensors matches {type(model).__name__} (another network?)")
+    bad = nonfinite_tensors(matched)
+    if bad:
+        raise UsageError(f"--init-from {path}: refused: {bad[0]} holds NaN/Inf" + (f" ({len(bad) - 1} more tensor(s) too)" if len(bad) > 1 else ""))
     model.load_state_dict(matched, strict=False)
     fresh = [k for k in own if k not in matched]
     log(f"init from {path} ({layout} layout): {len(matched)}/{len(own)} tensors loaded" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))

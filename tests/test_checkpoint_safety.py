@@ -286,6 +286,14 @@ def test_resume_refuses_nan_weights_or_optimizer_state_naming_the_tensor(part, d
     assert "all its weights finite" not in err
 
 
+def test_init_from_refuses_nan_weights(data, trained, tmp_path, capsys):
+    edit = _set_first("model", float("inf"))
+    name = edit(_ckpt(trained))
+    path = _poisoned(trained, tmp_path, edit, reseal=True)
+    err = _error(train.main, _args(data, tmp_path / "new", "--iters", "3", "--init-from", str(path)), capsys)
+    assert f"--init-from {path}: refused: {name.removeprefix('model.')} holds NaN/Inf" in err
+
+
 def test_resume_refuses_a_corrupted_checkpoint_by_its_checksum(data, trained, tmp_path, capsys):
     path = _poisoned(trained, tmp_path, _set_first("model", 1e20), reseal=False)
     err = _error(train.main, _args(data, path.parent, "--iters", "6", "--resume"), capsys)
