@@ -311,7 +311,7 @@ def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None
     same weights, optimizer, schedule, RNG and sample position; the new loss terms' state fresh."""
     import torch
     from srkit.losses import CompositeLoss, parse_loss_spec
-    from srkit.runtime import atomic_save, load_checkpoint
+    from srkit.runtime import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(src, "--switch")
     criterion = CompositeLoss(spec, torch.device("cpu"))
@@ -319,7 +319,7 @@ def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None
     ckpt["criterion"] = criterion.state_dict()
     ckpt["criterion_trainers"] = criterion.trainer_state()
     ckpt["history"] = {**ckpt["history"], "label": label, "switched_from": str(src)}
-    atomic_save(ckpt, dst)
+    save_checkpoint(ckpt, dst)  # a new checksum for the changed contents
 
 
 def code_version() -> dict[str, str | None]:

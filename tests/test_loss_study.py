@@ -75,8 +75,8 @@ def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp
     assert [it for it, _ in ratio["points"]] == [8] and ratio["median"] == ratio["points"][0][1] > 0
     # pairing: every objective of a seed starts from the same weights and patches; the switching run
     # is L1 itself until 3/4 of the run (iteration 6), then L1 + random-conv
-    rc = torch.load(tmp_path / "runs" / "random_conv_last_quarter" / "seed0" / "last.pt", weights_only=False)
-    at6 = torch.load(tmp_path / "runs" / "l1" / "seed0" / "at_6.pt", weights_only=False)
+    rc = torch.load(tmp_path / "runs" / "random_conv_last_quarter" / "seed0" / "last.pt", weights_only=True)
+    at6 = torch.load(tmp_path / "runs" / "l1" / "seed0" / "at_6.pt", weights_only=True)
     assert at6["iteration"] == 6 and rc["iteration"] == 8 and rc["loss"] == "1*l1+1*random_conv"
     assert [h["iteration"] for h in rc["history"]["train"]][:1] == [2]  # carries L1's log up to 6
     # a rerun skips the finished runs

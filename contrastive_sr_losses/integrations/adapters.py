@@ -30,6 +30,7 @@ bicubic, the usual way SR datasets make their LR images): set ``scale`` in their
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .._validation import check_choice, check_positive_int
+from .._io import load_tensors_file
+from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_positive_int
 from ..embeddings import VGG19Features, WaveletDiscriminator
 from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS
 from ..embeddings.wavelet_discriminator import PCL_CHANNELS, PCL_FEATURE_LAYERS, PCL_STRIDES
@@ -92,6 +94,12 @@ class Convention:
 class CSRLoss(nn.Module):
     """Base of the adapters: ``loss_weight``, ``reduction``, the framework's forward signature.
 
+    Every option is checked when the loss is built, before the framework's first step: ``loss_weight``
+    a finite number in [0, 1e6] (0: the term is computed and logged, PCL's discriminator still trains,
+    but it adds nothing to the total nor to the gradient), booleans real booleans (YAML ``false``, not
+    the string ``'false'``), sequences of the right length, required paths present; a bad value is a
+    one-line ``TypeError`` / ``ValueError`` naming the option.
+
     Subclasses build the core loss in ``__init__`` and compute it in :meth:`compute`.
     """
 
@@ -99,9 +107,7 @@ class CSRLoss(nn.Module):
 
     def __init__(self, loss_weight: float = 1.0, reduction: str = "mean", slot: str | None = None) -> None:
         super().__init__()
-        if isinstance(loss_weight, bool) or not isinstance(loss_weight, (int, float)):
-            raise TypeError(f"loss_weight must be a number, got {type(loss_weight).__name__} {loss_weight!r}")
-        self.loss_weight = float(loss_weight)
+        self.loss_weight = check_loss_weight(loss_weight)
         self.reduction = reduction
         slots = self.convention.slots
         if slots:
@@ -243,7 +249,8 @@ class RandomConvContrastiveAdapter(_NeedsLR, CSRLoss):
         super().__init__(loss_weight, reduction, slot)
         self.scale = self._check_scale(scale)
         self.loss = RandomConvContrastiveLoss(
-            channels=channels, layer_weights=layer_weights, seed=seed, normalize=normalize, eps=eps, reduction=reduction
+            channels=channels, layer_weights=layer_weights, seed=seed, normalize=check_bool(normalize, "normalize"),
+            eps=eps, reduction=reduction,
         )
 
     def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
@@ -270,6 +277,8 @@ class RatioContrastiveAdapter(_NeedsLR, CSRLoss):
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
         self.scale = self._check_scale(scale)
+        if vgg_weights is not None and (isinstance(vgg_weights, bool) or not isinstance(vgg_weights, (str, os.PathLike))):
+            raise TypeError(f"vgg_weights must be 'imagenet', a path or None, got {type(vgg_weights).__name__} {vgg_weights!r}")
         self.loss = RatioContrastiveLoss(VGG19Features(layers, vgg_weights), layer_weights, eps=eps, reduction=reduction)
 
     def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
@@ -308,10 +317,23 @@ class FrequencyContrastiveAdapter(_NeedsLR, CSRLoss):
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
         self.scale = self._check_scale(scale)
+        if isinstance(discriminator_weights, bool) or not isinstance(discriminator_weights, (str, os.PathLike)):
+            raise TypeError(
+                "discriminator_weights must be the path of a WaveletDiscriminator state dict (required), got "
+                f"{type(discriminator_weights).__name__} {discriminator_weights!r}"
+            )
         disc = WaveletDiscriminator(channels=channels, strides=strides)
-        disc.load_state_dict(torch.load(discriminator_weights, map_location="cpu", weights_only=True))
+        state = load_tensors_file(discriminator_weights, "discriminator_weights")  # weights_only=True
+        try:
+            disc.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"discriminator_weights {discriminator_weights}: not a state dict of a WaveletDiscriminator with "
+                f"channels={list(channels)}, strides={list(strides)} ({first})"
+            ) from None
         options = dict(num_positives=num_positives, num_negatives=num_negatives, layers=layers,
-                       temperature=temperature, lr_negative=lr_negative)
+                       temperature=temperature, lr_negative=check_bool(lr_negative, "lr_negative"))
         self.loss = _pcl_criterion(disc.requires_grad_(False), reduction, options)
 
     def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
@@ -363,10 +385,13 @@ class PCLAdapter(_NeedsLR, CSRLoss):
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
         self.scale = self._check_scale(scale)
+        betas = check_betas(disc_betas, "disc_betas")
+        disc_lr = check_positive_float(disc_lr, "disc_lr")
         options = dict(num_positives=num_positives, num_negatives=num_negatives, layers=layers,
-                       temperature=temperature, lr_negative=lr_negative, generator_gradient=generator_gradient)
+                       temperature=temperature, lr_negative=check_bool(lr_negative, "lr_negative"),
+                       generator_gradient=check_bool(generator_gradient, "generator_gradient"))
         self.loss = _pcl_criterion(WaveletDiscriminator(channels=channels, strides=strides), reduction, options)
-        self.trainer = PCLTrainer(self.loss, lr=disc_lr, betas=(float(disc_betas[0]), float(disc_betas[1])))
+        self.trainer = PCLTrainer(self.loss, lr=disc_lr, betas=betas)
         self._warned = False
 
     def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:

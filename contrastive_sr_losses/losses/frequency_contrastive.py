@@ -51,6 +51,7 @@ from torch import Tensor
 from .._nn import training_mode
 from .._validation import (
     autocast_disabled,
+    check_betas,
     check_choice,
     check_eps,
     check_image_pair,
@@ -590,7 +591,7 @@ class PCLTrainer:
             optimizer = torch.optim.Adam(
                 self.discriminator.parameters(),
                 lr=check_positive_float(lr, "lr"),
-                betas=betas,
+                betas=check_betas(betas),
                 eps=check_eps(eps),
             )
         elif not isinstance(optimizer, torch.optim.Optimizer):
@@ -694,11 +695,32 @@ class PCLTrainer:
         """Restore what :meth:`state_dict` saved (the discriminator first, so the optimizer state
         lands on its parameters' device). The optimizer state is copied: ``torch.optim`` would
         otherwise share its tensors with the trainer the state came from."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from PCLTrainer.state_dict(), got {type(state).__name__}")
         missing = {"discriminator", "optimizer", "steps"} - set(state)
         if missing:
             raise KeyError(f"state is missing {sorted(missing)}: not a PCLTrainer.state_dict()")
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        own = self.discriminator.state_dict()
+        theirs = state["discriminator"]
+        if not isinstance(theirs, dict):
+            raise TypeError(f"state['discriminator'] must be a state dict, got {type(theirs).__name__}")
+        wrong = [k for k in own if k not in theirs or getattr(theirs[k], "shape", None) != own[k].shape]
+        extra = [k for k in theirs if k not in own]
+        if wrong or extra:
+            k = (wrong or extra)[0]
+            got = tuple(theirs[k].shape) if k in theirs and hasattr(theirs[k], "shape") else "absent"
+            want = tuple(own[k].shape) if k in own else "absent"
+            raise ValueError(
+                f"state['discriminator'] is another discriminator's: {k} is {got} there, {want} here "
+                f"({len(wrong) + len(extra)} tensor(s) differ); build the trainer with the same channels / strides"
+            )
+        saved = {k: v.detach().clone() for k, v in own.items()}
+        self.discriminator.load_state_dict(theirs)
+        try:
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        except (ValueError, KeyError, TypeError) as err:
+            self.discriminator.load_state_dict(saved)  # all or nothing
+            raise ValueError(f"state['optimizer'] does not fit this trainer's optimizer: {err}") from None
         self.steps = int(state["steps"])
         self.skipped_steps = int(state.get("skipped_steps", 0))  # absent in states saved before it existed
         if self.grad_scaler is not None and "grad_scaler" in state:

@@ -9,6 +9,7 @@ replaced by a loader of ``path.resume_state`` onto the CPU that then calls Basic
 
 import os
 import sys
+from collections import Counter
 
 import torch
 
@@ -23,7 +24,8 @@ def load_resume_state_on_cpu(opt: dict) -> dict | None:
     path = opt["path"].get("resume_state")
     if not path:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    with torch.serialization.safe_globals([Counter]):  # BasicSR's schedulers keep milestones in a Counter
+        state = torch.load(path, map_location="cpu", weights_only=True)
     basicsr.train.check_resume(opt, state["iter"])
     return state
 
