@@ -144,7 +144,7 @@ class Clock:
 
 #: A part that needs more than the package (``tests``, ``bench``): ``(args, clock, say, report path)``
 #: -> a dict with ``"status"`` (``'pass'``, ``'fail'`` or ``'not run'``) and details.
-PartRunner = Callable[[argparse.Namespace, Clock, Callable[[str], None], "Path | None"], dict[str, Any]]
+PartRunner = Callable[[argparse.Namespace, Clock, Callable[[str], None], Path | None], dict[str, Any]]
 
 
 # ----------------------------------------------------------------------------------------------

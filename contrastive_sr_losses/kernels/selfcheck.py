@@ -43,7 +43,6 @@ import torch
 from torch import Tensor
 
 from .._validation import compute_dtype
-from ._autograd import default_chunk_size
 from .pixel_contrastive_torch import torch_backward, torch_forward
 
 __all__ = [
@@ -205,10 +204,9 @@ def run_triton_selfcheck(sr: Tensor, hr: Tensor, region: int, temperature: float
     a, b = sr.detach()[index], hr.detach()[index]
     m, _, ph, pw = a.shape
     grad = torch.linspace(0.5, 1.5, m * ph * pw, dtype=compute_dtype(a, b), device=a.device).view(m, 1, ph, pw)
-    chunk = default_chunk_size(region)
-    loss, lse = torch_forward(a, b, region, temperature, sliding, chunk)
+    loss, lse = torch_forward(a, b, region, temperature, sliding)
     expected = {"loss": loss, **dict(zip(("grad sr", "grad hr"), torch_backward(
-        grad, a, b, lse, region, temperature, sliding, chunk, True, True)))}  # fmt: skip
+        grad, a, b, lse, region, temperature, sliding, None, True, True)))}  # fmt: skip
     if not all(bool(torch.isfinite(t).all()) for t in expected.values()):
         return None
     tk = _triton()

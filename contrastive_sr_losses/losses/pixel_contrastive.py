@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .. import kernels
 from .._validation import (
     check_choice,
     check_image_pair,
@@ -50,7 +51,6 @@ from .._validation import (
     check_value_range,
     compute_dtype,
 )
-from .. import kernels
 from ..functional.regions import from_blocks, region_tiles, to_blocks, unfold_windows, window_mask, window_slab
 
 __all__ = [
