@@ -388,6 +388,26 @@ def portable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def portable_command(argv: list[str]) -> str:
+    """The command as results keep it: no path of this machine (``--runs-dir`` and ``--out-dir`` only
+    say where files went and are left out; a path inside the repository is made relative to it, any
+    other path is reduced to its folder name)."""
+    out, skip = ["python", "benchmarks/loss_study.py"], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag in ("--runs-dir", "--out-dir"):
+            skip = not eq
+            continue
+        if arg.startswith("/"):
+            path = Path(arg)
+            arg = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+        out.append(arg)
+    return " ".join(out)
+
+
 def grad_ratios(history: Path) -> dict[str, Any]:
     """Each extra term's gradient-norm ratio to the first term (train.py's ``grad_ratio`` log entries):
     the median over the log points and every point as ``[iteration, ratio]``."""
@@ -954,7 +974,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"weights -> {export_weights(ckpt, dst)}")
         return 0
-    command = "python benchmarks/loss_study.py " + " ".join(argv)
+    command = portable_command(argv)
     seeds = settings["seeds"]
     if not args.report:
         settings["command"] = command
