@@ -55,6 +55,7 @@ LPIPS_BACKBONE = Path("weights") / "squeezenet1_1-b8a52dc0.pth"
 JOB_FLAG = "--_job"
 METRICS = ("psnr", "ssim", "lpips")
 OFF_SCALE_DB = 1.0  # the plot's axis covers the objectives within this of L1
+KEEP_WEIGHTS_ITERS = 2400  # runs this long keep their final weights beside their JSON (~0.6 MB each at 4x32)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ OBJECTIVES: dict[str, Objective] = {
     "pcl_a0.01_small_disc": Objective(
         f"l1+0.01*pcl({_SMALL_DISC})", "PCL at alpha 0.01 from scratch, quarter-width discriminator",
     ),
+    "pcl_a0.01_nograd_small_disc": Objective(
+        f"l1+0.01*pcl({_SMALL_DISC},generator_gradient=false)",
+        "the authors' released PCL from scratch: the term is logged, the network gets L1's gradient only",
+    ),
     "pcl_a0.01_last_quarter": Objective(
         f"l1+0.01*pcl({_SMALL_DISC})", "PCL at alpha 0.01 for the last quarter of the same seed's L1 run",
         switch_from_l1_at=0.75,
@@ -134,10 +139,16 @@ STUDY_OBJECTIVES = [
 # the training-length ladder (issue "Does the gain last?"): the objectives that beat L1 at 600
 # iterations, at 2,400 and 9,600; "late": PCL and random-conv for the last quarter of the L1 run
 LADDER_OBJECTIVES = ["l1", "pc_T1", "high_pass", "pc_T1+high_pass"]
+SWEEP_OBJECTIVES = [
+    "l1", "pc_region4", "pc_region16", "high_pass_sigma0.5", "high_pass_sigma2", "random_conv_w0.01_last_quarter",
+    "random_conv_w0.001_last_quarter",
+]
+PCL_OBJECTIVES = ["pcl_a0.01_small_disc", "pcl_a0.01_nograd_small_disc"]  # issue 21: PCL at its new default
 LATE_OBJECTIVES = ["l1", "random_conv_w0.001_last_quarter", "pcl_a0.01_last_quarter", "pcl_a0.01_nograd_last_quarter"]
 OBJECTIVE_GROUPS: dict[str, list[str]] = {
     "study": STUDY_OBJECTIVES,
-    "sweep": ["l1"] + [o for o in OBJECTIVES if o not in STUDY_OBJECTIVES and o not in LATE_OBJECTIVES + ["pcl_a0.01_small_disc"]],
+    "sweep": SWEEP_OBJECTIVES,
+    "pcl": PCL_OBJECTIVES,
     "ladder": LADDER_OBJECTIVES,
     "late": LATE_OBJECTIVES,
     "all": list(OBJECTIVES),
@@ -152,6 +163,7 @@ FAMILY_DEFAULT: dict[str, str] = {
     **{o: "high_pass" for o in ("high_pass_sigma0.5", "high_pass_sigma2")},
     **{o: "random_conv_last_quarter" for o in ("random_conv_w0.01_last_quarter", "random_conv_w0.001_last_quarter")},
     "pcl_a0.01_small_disc": "pcl_small_disc",
+    "pcl_a0.01_nograd_small_disc": "pcl_a0.01_small_disc",
 }
 
 
@@ -214,6 +226,26 @@ def _slug(name: str) -> str:
 
 def result_path(results_dir: Path, job: Job) -> Path:
     return results_dir / f"{_slug(job.objective)}__seed{job.seed}.json"
+
+
+def weights_path(results_dir: Path, job: Job) -> Path:
+    """The final weights of a run, committed beside its JSON (long runs: ``keep_weights``)."""
+    return results_dir / f"{_slug(job.objective)}__seed{job.seed}.pt"
+
+
+def export_weights(ckpt_path: Path, dst: Path) -> Path:
+    """The network's weights of a train.py checkpoint as a bare float32 state dict (``torch.load(...,
+    weights_only=True)`` reads it; ``examples/evaluate.py --weights`` evaluates it), written atomically;
+    a checkpoint with a non-finite weight is refused."""
+    import torch
+    from srkit.runtime import UsageError, atomic_save, load_checkpoint
+
+    state = {k: v.detach().float().contiguous() for k, v in load_checkpoint(ckpt_path, "--export-weights")["model"].items()}
+    bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise UsageError(f"{ckpt_path}: non-finite weights ({', '.join(bad[:3])}); not exported")
+    atomic_save(state, dst)
+    return dst
 
 
 def run_dir(runs: Path, job: Job) -> Path:
@@ -279,7 +311,7 @@ def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None
     same weights, optimizer, schedule, RNG and sample position; the new loss terms' state fresh."""
     import torch
     from srkit.losses import CompositeLoss, parse_loss_spec
-    from srkit.runtime import atomic_save, load_checkpoint
+    from srkit.runtime import load_checkpoint, save_checkpoint
 
     ckpt = load_checkpoint(src, "--switch")
     criterion = CompositeLoss(spec, torch.device("cpu"))
@@ -287,7 +319,7 @@ def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None
     ckpt["criterion"] = criterion.state_dict()
     ckpt["criterion_trainers"] = criterion.trainer_state()
     ckpt["history"] = {**ckpt["history"], "label": label, "switched_from": str(src)}
-    atomic_save(ckpt, dst)
+    save_checkpoint(ckpt, dst)  # a new checksum for the changed contents
 
 
 def code_version() -> dict[str, str | None]:
@@ -341,6 +373,8 @@ def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:
     ratios = grad_ratios(out / "history.json")
     if ratios:
         result["grad_ratio"] = ratios
+    if settings.get("keep_weights"):
+        export_weights(out / "last.pt", weights_path(Path(settings["results_dir"]), job))
     _atomic_write_json(result, result_path(Path(settings["results_dir"]), job))
     return result
 
@@ -352,6 +386,26 @@ def portable_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if "data" in kept:
         kept["data"] = Path(kept["data"]).name
     return kept
+
+
+def portable_command(argv: list[str]) -> str:
+    """The command as results keep it: no path of this machine (``--runs-dir`` and ``--out-dir`` only
+    say where files went and are left out; a path inside the repository is made relative to it, any
+    other path is reduced to its folder name)."""
+    out, skip = ["python", "benchmarks/loss_study.py"], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        flag, eq, value = arg.partition("=")
+        if flag in ("--runs-dir", "--out-dir"):
+            skip = not eq
+            continue
+        if arg.startswith("/"):
+            path = Path(arg)
+            arg = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+        out.append(arg)
+    return " ".join(out)
 
 
 def grad_ratios(history: Path) -> dict[str, Any]:
@@ -695,6 +749,129 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
     return report
 
 
+# ------------------------------------------------------------------------------------------ ladder
+
+# the training-length ladder: the same network and protocol at 600, 2,400 and 9,600 iterations, each
+# length its own result set (``--name``); ``--ladder`` reads whichever of them have finished runs
+LADDER_SETS = ("loss_study", "loss_study_2400", "loss_study_9600")
+
+
+def ladder_summary(out_dir: Path, names: list[str], objectives: list[str]) -> dict[str, Any]:
+    """Per result set (one training length): the paired summary of ``objectives`` against L1."""
+    rungs: dict[str, Any] = {}
+    for name in names:
+        runs = collect(out_dir / f"{name}_runs", objectives)
+        if "l1" not in runs:
+            continue
+        iters = sorted({r["iterations"] for rs in runs.values() for r in rs.values()})
+        if len(iters) != 1:
+            raise ValueError(f"{name}: runs of different lengths {iters} in one result set")
+        rungs[name] = {"iterations": iters[0], "summary": summarise(runs, [o for o in objectives if o in runs])}
+    return dict(sorted(rungs.items(), key=lambda kv: kv[1]["iterations"]))
+
+
+def ladder_markdown(rungs: dict[str, Any], objectives: list[str]) -> str:
+    sets = [s for r in rungs.values() for s in r["summary"]["l1"]["sets"]]
+    sets = list(dict.fromkeys(sets))
+    lines = [
+        "Loss study ladder: the same network, data, protocol and seeds trained 600, 2,400 and 9,600 iterations "
+        "(learning rate halved every quarter of each run). ΔPSNR-Y (dB) of the final weights against L1 of the "
+        "same seed and length: mean ± 95% t-interval half-width over the seeds (n); an interval that contains 0 "
+        "is within noise. The L1 rows give L1's own PSNR-Y.",
+        "",
+        "| objective | iterations | n | " + " | ".join(f"{s} ΔPSNR" for s in sets) + " | grad ratio to L1 (median) |",
+        "|---|---:|---:|" + "---:|" * len(sets) + "---|",
+    ]
+    for obj in objectives:
+        for name, rung in rungs.items():
+            e = rung["summary"].get(obj)
+            if e is None:
+                continue
+            cells = []
+            for s in sets:
+                cell = e["sets"].get(s, {})
+                cells.append(f"{cell['psnr']:.3f}" if obj == "l1" and "psnr" in cell else _fmt_diff(cell.get("psnr_vs_l1"), 3))
+            ratio = ", ".join(f"{t} {r:.3g}" for t, r in e.get("grad_ratio", {}).items()) or "-"
+            lines.append(f"| `{obj}` | {rung['iterations']:,} | {len(e['seeds'])} | " + " | ".join(cells) + f" | {ratio} |")
+    lines += ["", "SSIM-Y and LPIPS differences (LPIPS where measured; lower LPIPS is better):", "",
+              "| objective | iterations | " + " | ".join(f"{s} ΔSSIM" for s in sets) + " | "
+              + " | ".join(f"{s} ΔLPIPS" for s in sets) + " |",
+              "|---|---:|" + "---:|" * (2 * len(sets))]
+    for obj in objectives:
+        if obj == "l1":
+            continue
+        for rung in rungs.values():
+            e = rung["summary"].get(obj)
+            if e is None:
+                continue
+            row = [_fmt_diff(e["sets"].get(s, {}).get("ssim_vs_l1"), 4) for s in sets]
+            row += [_fmt_diff(e["sets"].get(s, {}).get("lpips_vs_l1"), 4) for s in sets]
+            lines.append(f"| `{obj}` | {rung['iterations']:,} | " + " | ".join(row) + " |")
+    lines += ["", "Result sets: " + ", ".join(f"`{n}` ({r['iterations']:,} iterations)" for n, r in rungs.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def ladder_plot(rungs: dict[str, Any], objectives: list[str], png: Path) -> Path | None:
+    """ΔPSNR-Y vs L1 against the training length (log axis), a line with 95% error bars per objective,
+    one panel per test set."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    objs = [o for o in objectives if o != "l1" and any(o in r["summary"] for r in rungs.values())]
+    if not objs or not rungs:
+        return None
+    sets = list(next(iter(rungs.values()))["summary"]["l1"]["sets"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.3 * len(sets), 3.6), sharey=True, squeeze=False)
+    for ax, s in zip(axes[0], sets):
+        for k, obj in enumerate(objs):
+            xs, ys, errs = [], [], []
+            for rung in rungs.values():
+                d = rung["summary"].get(obj, {}).get("sets", {}).get(s, {}).get("psnr_vs_l1")
+                if d:
+                    xs.append(rung["iterations"] * 1.06 ** (k - (len(objs) - 1) / 2))  # side by side
+                    ys.append(d["mean"])
+                    errs.append(d["half"] or 0.0)
+            if xs:
+                ax.errorbar(xs, ys, yerr=errs, marker="o", markersize=4, capsize=3, label=obj)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        its = [r["iterations"] for r in rungs.values()]
+        ax.set_xticks(its)
+        ax.set_xticklabels([f"{i:,}" for i in its], fontsize=8)
+        ax.minorticks_off()
+        ax.set_title(s, fontsize=10)
+        ax.set_xlabel("training iterations", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("ΔPSNR-Y vs L1 (dB), same seed")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle("Does the gain last? Paired difference to L1 at each training length (mean, 95% t-interval)", fontsize=10)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+def write_ladder(out_dir: Path, names: list[str] | None = None, name: str = "loss_study_ladder") -> dict[str, Any]:
+    """``<out_dir>/<name>.{json,md,png}`` from the finished runs of the ladder's result sets."""
+    objectives = list(LADDER_OBJECTIVES)
+    rungs = ladder_summary(out_dir, list(names or LADDER_SETS), objectives)
+    report = {"benchmark": "loss_study_ladder", "command": "python benchmarks/loss_study.py --ladder",
+              "objectives": {o: asdict(OBJECTIVES[o]) for o in objectives}, "rungs": rungs}
+    base = out_dir / name
+    _atomic_write_json(report, base.with_suffix(".json"))
+    if rungs:
+        base.with_suffix(".md").write_text(ladder_markdown(rungs, objectives))
+        ladder_plot(rungs, objectives, base.with_suffix(".png"))
+    lengths = ", ".join(f"{r['iterations']:,}" for r in rungs.values()) or "no finished rung"
+    print(f"ladder -> {base.with_suffix('.json')} ({lengths})")
+    return report
+
+
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="network / length / seeds (cpu)")
@@ -721,6 +898,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
     p.add_argument("--runs-dir", type=Path, default=None, help="checkpoints and logs (runs/<name>)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--report", action="store_true", help="only write the report from the finished runs")
+    p.add_argument("--keep-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"write each run's final weights beside its JSON (default: runs of >= {KEEP_WEIGHTS_ITERS:,} iterations)")
+    p.add_argument("--export-weights", action="store_true",
+                   help="only export the final weights of the finished runs whose checkpoint is still in --runs-dir")
+    p.add_argument("--ladder", action="store_true",
+                   help=f"only write the training-length ladder report ({', '.join(LADDER_SETS)} in --out-dir)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.objectives = expand_objectives(args.objectives)
@@ -740,7 +923,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         p.error(f"--iters must be >= 4 (the learning rate halves every quarter), got {settings['iters']}")
     if not (settings["lr"] > 0 and math.isfinite(settings["lr"])):
         p.error(f"--lr must be a finite number > 0, got {settings['lr']}")
-    if not args.report:
+    if not (args.report or args.ladder or args.export_weights):
         missing = [str(args.data / d) for d in (*settings["train"], *args.test) if not (args.data / d).is_dir()]
         if missing:
             p.error(f"--data: missing folders {', '.join(missing)}")
@@ -756,6 +939,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
         "log_every": max(1, min(50, settings["iters"] // 4)),
         "results_dir": str((args.out_dir / f"{name}_runs").resolve()),
         "runs_dir": str((args.runs_dir or ROOT / "runs" / name).resolve()),
+        "keep_weights": args.keep_weights if args.keep_weights is not None else settings["iters"] >= KEEP_WEIGHTS_ITERS,
     })
     settings["lr_cache"] = str(Path(settings["runs_dir"]) / "lr_cache")
     settings["switch_points"] = switch_points(args.objectives, settings)
@@ -769,7 +953,28 @@ def main(argv: list[str] | None = None) -> int:
         run_job(payload["settings"], Job(**payload["job"]))
         return 0
     args, settings = parse_args(argv)
-    command = "python benchmarks/loss_study.py " + " ".join(argv)
+    if args.ladder:
+        write_ladder(args.out_dir)
+        return 0
+    if args.export_weights:
+        results_dir, runs = Path(settings["results_dir"]), Path(settings["runs_dir"])
+        for f in sorted(results_dir.glob("*__seed*.json")):
+            r = json.loads(f.read_text())
+            job = Job(r["objective"], r["seed"])
+            ckpt, dst = run_dir(runs, job) / "last.pt", weights_path(results_dir, job)
+            if dst.is_file():
+                continue
+            if not ckpt.is_file():
+                print(f"{f.name}: no checkpoint in {run_dir(runs, job)}, not exported", file=sys.stderr)
+                continue
+            from srkit.runtime import load_checkpoint
+
+            if load_checkpoint(ckpt, "--export-weights")["iteration"] != r["iterations"]:
+                print(f"{f.name}: {ckpt} is not the run's final checkpoint, not exported", file=sys.stderr)
+                continue
+            print(f"weights -> {export_weights(ckpt, dst)}")
+        return 0
+    command = portable_command(argv)
     seeds = settings["seeds"]
     if not args.report:
         settings["command"] = command

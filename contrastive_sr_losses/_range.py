@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -56,7 +57,9 @@ def value_range_check_enabled() -> bool:
 
 
 def _problems(sr_max: float, hr_max: float, value_range: float) -> list[str]:
-    found = []
+    found: list[str] = []
+    if not (math.isfinite(sr_max) and math.isfinite(hr_max)):
+        return found  # NaN / Inf say nothing about the range (the losses report non-finite values themselves)
     if value_range <= 1.5 and hr_max > 2.0:
         found.append(
             f"hr looks like [0, 255] (its maximum is {hr_max:.4g}) while value_range={value_range:g}: "

@@ -33,6 +33,11 @@ __all__ = [
     "nonfinite_as_nan",
     "autocast_disabled",
     "check_positive_int",
+    "check_bool",
+    "check_betas",
+    "check_loss_weight",
+    "check_seed",
+    "check_int_pair",
     "check_choice",
     "compute_dtype",
     "module_dtype",
@@ -43,6 +48,8 @@ TEMPERATURE_RANGE = (1e-6, 1e6)  # softmax temperatures; 1/255 and 255 (the [0, 
 SIGMA_RANGE = (0.25, 1e3)  # Gaussian sigma in pixels: below 0.25 the kernel is [~0, 1, ~0] (loss ~ 0)
 VALUE_RANGE_RANGE = (1e-3, 1e6)  # the value of white: 1.0, 255.0, 65535.0 ...
 EPS_RANGE = (1e-12, 1.0)  # stabilisers added to a norm or a distance
+LOSS_WEIGHT_MAX = 1e6  # a term weighted more than this overflows float32 for losses above ~3e32
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 
 
 def check_floating(x: object, name: str) -> Tensor:
@@ -134,12 +141,75 @@ def module_dtype(module: object, fallback: torch.dtype) -> torch.dtype:
     return fallback
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+def check_positive_int(value: object, name: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """An ``int`` (not a bool) ``>= minimum`` (and ``<= maximum`` when given)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """A real ``bool``: a string such as ``'false'`` (a quoted YAML value) or a number is refused,
+    not read as its truth value (``bool('false')`` is True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (true / false, unquoted in YAML), got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_betas(value: object, name: str = "betas") -> tuple[float, float]:
+    """Adam's ``(beta1, beta2)``: two finite numbers in [0, 1)."""
+    try:
+        items = tuple(value) if not isinstance(value, (str, bytes)) else None  # type: ignore[arg-type]
+    except TypeError:
+        items = None
+    if items is None or any(isinstance(b, bool) or not isinstance(b, numbers.Real) for b in items):
+        raise TypeError(f"{name} must be a pair of numbers (beta1, beta2), got {type(value).__name__} {value!r}")
+    if len(items) != 2:
+        raise ValueError(f"{name} must be a pair of numbers (beta1, beta2), got {len(items)} value(s): {value!r}")
+    betas = (float(items[0]), float(items[1]))
+    if not all(0.0 <= b < 1.0 for b in betas):  # NaN fails too
+        raise ValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
+    return betas
+
+
+def check_loss_weight(value: object, name: str = "loss_weight") -> float:
+    """A loss term's weight: a finite number in ``[0, LOSS_WEIGHT_MAX]`` (1e6). 0 is allowed: the term
+    is still computed (and a trained embedding, PCL's discriminator, still trains) but adds nothing
+    to the loss or its gradient."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    weight = float(value)
+    if not (0.0 <= weight <= LOSS_WEIGHT_MAX):  # NaN and Inf fail too
+        raise ValueError(f"{name} must be a finite number in [0, {LOSS_WEIGHT_MAX:g}], got {value!r}")
+    return weight
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed ``torch.Generator.manual_seed`` accepts: an int in ``[-2**63, 2**64 - 1]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    lo, hi = SEED_RANGE
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an int in [-2**63, 2**64 - 1], got {value}")
+    return value
+
+
+def check_int_pair(value: object, name: str, minimum: int = 1) -> tuple[int, int]:
+    """A ``(height, width)``-like pair of ints ``>= minimum``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, torch.Size)):
+        raise TypeError(f"{name} must be a pair of ints (H, W), got {type(value).__name__} {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{name} must be a pair of ints (H, W), got {len(value)} value(s): {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name} must be a pair of ints (H, W), got {value!r}")
+    if min(value) < minimum:
+        raise ValueError(f"{name} must be a pair of ints >= {minimum}, got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 def check_positive_float(

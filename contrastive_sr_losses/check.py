@@ -1,43 +1,43 @@
-"""Verify the GPU path in one command: ``python -m contrastive_sr_losses.check``.
+"""Check the Triton kernels on this machine: ``python -m contrastive_sr_losses.check``.
 
-Parts (``--parts``, all three by default), in this order:
+What ``backend='auto'``'s self-check warning (:class:`~contrastive_sr_losses.kernels.TritonSelfCheckWarning`)
+points to; it needs only the installed package. The ``kernels`` part runs the Triton kernels against
+the reference (eq 9 written plainly) at the benchmark's shape, N=16, 3x192x192, in float32 /
+bfloat16 / float16, grid and sliding mode, regions 4, 8 and 16: the loss map and the ``sr`` and
+``hr`` gradients (tolerances :data:`~contrastive_sr_losses.kernels.selfcheck.SELFCHECK_TOLERANCES`),
+and the verdict of ``backend='auto'``'s self-check on the same inputs (a failing one would mean a
+silent fallback).
 
-1. ``tests``: the GPU-marked tests (``pytest -m gpu tests``) and the rest of the Triton kernel and
-   self-check tests (:data:`KERNEL_TEST_FILES`, which run the compiled kernels when there is a
-   GPU), when the tests are there (a source checkout).
-2. ``kernels``: the Triton kernels against the reference (eq 9 written plainly) at the benchmark's
-   shape, N=16, 3x192x192, in float32 / bfloat16 / float16, grid and sliding mode, regions 4, 8
-   and 16: the loss map and the ``sr`` and ``hr`` gradients (tolerances
-   :data:`~contrastive_sr_losses.kernels.selfcheck.SELFCHECK_TOLERANCES`), and the verdict of
-   ``backend='auto'``'s self-check on the same inputs (a failing one would mean a silent fallback).
-3. ``bench``: the benchmark tables of ``benchmarks/bench_pixel_contrastive.py`` (a source
-   checkout), float32 and bfloat16: the loss forward + backward against ``F.l1_loss``, and one
-   EDSR-baseline x4 training step (batch 16, 48x48 LR patches) with and without the loss.
+The other two parts of a GPU verification need a source checkout and are run there by
+``python benchmarks/gpu_check.py`` (the same driver, with every part):
 
-Then a verdict against the targets, at region 8 and for each benchmarked dtype:
+- ``tests``: the GPU-marked tests and the Triton kernel and self-check tests;
+- ``bench``: the benchmark tables of ``benchmarks/bench_pixel_contrastive.py`` and a verdict against
+  the :data:`TARGETS` (computed by :func:`evaluate_targets`) at region 8, for each benchmarked dtype:
+  grid mode: the Triton loss's time <= 2x ``F.l1_loss``'s; sliding mode: <= 4x; extra memory: the
+  loss's peak extra memory minus ``F.l1_loss``'s (both include ``sr.grad``) <= the input size
+  (``sr`` + ``hr``), both modes; EDSR-baseline x4 step with ``L1 + 0.1 x`` grid-mode contrastive
+  <= 1.02 x the L1-only step.
 
-- grid mode: the Triton loss's time <= 2x ``F.l1_loss``'s; sliding mode: <= 4x;
-- extra memory: the loss's peak extra memory minus ``F.l1_loss``'s (both include ``sr.grad``) <=
-  the input size (``sr`` + ``hr``), both modes;
-- EDSR-baseline x4 step with ``L1 + 0.1 x`` grid-mode contrastive <= 1.02 x the L1-only step.
+Here they are reported as not run, each with one line saying why; the verdict says "passed" only
+for the parts that ran. Without CUDA the kernels run in Triton's CPU interpreter at small shapes
+(the command re-runs itself with ``TRITON_INTERPRET=1`` when the kernels were compiled); without
+triton they are not run either, and the line says why.
 
-A JSON report (GPU name, versions, command, every part's results, the targets, the verdict) goes to
-``benchmarks/results/check_<gpu>.json`` in a source checkout (``--out`` to choose), the benchmark's
-own JSON and markdown tables beside it. Sized for a few minutes on an H100 (``--time-limit``, default
-480 s: parts that would start later are reported as not run).
+A JSON report (device, versions, command, every part's results, the verdict) goes to ``--out``, or
+on a GPU to ``check_<gpu>.json`` in the current folder (``--no-json``: none). ``--time-limit``
+(default 480 s): parts or cases that would start later are reported as not run.
 
-Without CUDA only the CPU-meaningful part runs: ``kernels``, in Triton's CPU interpreter at small
-shapes (the command re-runs itself with ``TRITON_INTERPRET=1`` when the kernels were compiled);
-``tests`` and ``bench`` are refused with one line each; no JSON unless ``--out`` is given.
-
-Exit status: 0 every part ran and passed and every target is met; 1 a part failed or a target was
-missed; 2 a usage error; 3 no CUDA device: what could run on the CPU passed, the GPU path is not
-verified.
+Exit status: 0 every part that ran passed on a GPU (the verdict says which; "VERIFIED" only when
+every part ran and every target is met); 1 a part failed, a target was missed, or on a GPU nothing
+ran; 2 a usage error; 3 no CUDA device: the GPU path is not verified (the verdict says what ran on the
+CPU and passed, and what did not run).
 
 Examples::
 
-    python -m contrastive_sr_losses.check                      # everything, JSON in benchmarks/results/
+    python -m contrastive_sr_losses.check                           # the kernels, on this machine
     python -m contrastive_sr_losses.check --parts kernels --quick   # a smoke test of the kernels
+    python benchmarks/gpu_check.py                                  # from a checkout: every part
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +61,29 @@ from . import kernels
 from .kernels.selfcheck import mismatch, run_triton_selfcheck
 from .losses.pixel_contrastive import pixel_contrastive_loss
 
-__all__ = ["main", "evaluate_targets", "TARGETS", "EXIT_OK", "EXIT_FAILED", "EXIT_NO_GPU"]
+__all__ = [
+    "main",
+    "evaluate_targets",
+    "run_kernels",
+    "environment",
+    "Clock",
+    "PartRunner",
+    "TARGETS",
+    "PARTS",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_NO_GPU",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_GPU = 0, 1, 2, 3
-ROOT = Path(__file__).resolve().parents[1]  # the source checkout, when there is one
-TESTS = ROOT / "tests"
-BENCH_SCRIPT = ROOT / "benchmarks" / "bench_pixel_contrastive.py"
-#: Test files that run the compiled kernels on the GPU when there is one (marked or not).
-KERNEL_TEST_FILES = ("tests/test_pixel_contrastive_triton.py", "tests/test_triton_selfcheck.py")
 PARTS = ("tests", "kernels", "bench")
+#: Why a part is not run by the package's command: what it needs, and where it runs.
+CHECKOUT_ONLY = {
+    "tests": "the test suite is not installed with the package; from a source checkout: python benchmarks/gpu_check.py",
+    "bench": "the benchmark is not installed with the package; from a source checkout: python benchmarks/gpu_check.py",
+}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-BENCH_DTYPES = ("float32", "bfloat16")
 MODES = ("grid", "sliding")
 #: ``(device type, --quick)``: the kernels part's input shape and regions.
 KERNEL_CASES: dict[tuple[str, bool], tuple[tuple[int, int, int, int], tuple[int, ...]]] = {
@@ -82,7 +93,7 @@ KERNEL_CASES: dict[tuple[str, bool], tuple[tuple[int, int, int, int], tuple[int,
     ("cpu", True): ((1, 3, 8, 8), (4,)),
 }
 REFERENCE_IMAGES = 4  # the reference runs on this many images at a time (its memory is ~S x C x the input)
-#: target name -> (mode, limit); measured at region 8 (see the module docstring).
+#: target name -> (mode, limit); measured at region 8 by the ``bench`` part (see the module docstring).
 TARGETS: dict[str, tuple[str, float]] = {
     "grid time vs L1": ("grid", 2.0),
     "sliding time vs L1": ("sliding", 4.0),
@@ -96,7 +107,8 @@ TARGET_REGION = 8
 # ----------------------------------------------------------------------------------------------
 # environment and output
 # ----------------------------------------------------------------------------------------------
-def _environment(device: torch.device, argv: Sequence[str]) -> dict[str, Any]:
+def environment(device: torch.device, command: str) -> dict[str, Any]:
+    """Device, versions, the command line and the date, as the JSON report's header."""
     env: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -104,7 +116,7 @@ def _environment(device: torch.device, argv: Sequence[str]) -> dict[str, Any]:
         "python": platform.python_version(),
         "triton": None,
         "triton_interpreted": kernels.TRITON_INTERPRETED,
-        "command": " ".join(["python -m contrastive_sr_losses.check", *argv]),
+        "command": command,
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     if kernels.TRITON_AVAILABLE:
@@ -120,7 +132,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "gpu"
 
 
-class _Clock:
+class Clock:
     """The time left of ``--time-limit``."""
 
     def __init__(self, limit: float) -> None:
@@ -130,39 +142,13 @@ class _Clock:
         return self.end - time.monotonic()
 
 
-# ----------------------------------------------------------------------------------------------
-# part 1: the test suite's GPU tests
-# ----------------------------------------------------------------------------------------------
-def _pytest(args: Sequence[str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(timeout, 1.0))
-    except subprocess.TimeoutExpired:
-        return {"command": " ".join(cmd[2:]), "ok": False, "summary": f"timed out after {timeout:.0f} s"}
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    failures = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
-    return {
-        "command": " ".join(cmd[2:]),
-        "ok": proc.returncode == 0,
-        "summary": lines[-1].strip("= ") if lines else f"exit status {proc.returncode}",
-        "failures": failures,
-        "output_tail": (proc.stdout + proc.stderr)[-4000:] if proc.returncode else "",
-    }
-
-
-def run_tests(clock: _Clock, say: Callable[[str], None]) -> dict[str, Any]:
-    runs = []
-    for args in (["-m", "gpu", "tests"], ["-m", "not gpu", *KERNEL_TEST_FILES]):
-        run = _pytest(args, clock.left())
-        say(f"tests    pytest {' '.join(args)}: {run['summary']}")
-        for line in run.get("failures", []):
-            say(f"         {line}")
-        runs.append(run)
-    return {"status": "pass" if all(r["ok"] for r in runs) else "fail", "runs": runs}
+#: A part that needs more than the package (``tests``, ``bench``): ``(args, clock, say, report path)``
+#: -> a dict with ``"status"`` (``'pass'``, ``'fail'`` or ``'not run'``) and details.
+PartRunner = Callable[[argparse.Namespace, Clock, Callable[[str], None], Path | None], dict[str, Any]]
 
 
 # ----------------------------------------------------------------------------------------------
-# part 2: the kernels against the reference
+# the kernels against the reference
 # ----------------------------------------------------------------------------------------------
 def _map_and_grads(backend: str, sr: torch.Tensor, hr: torch.Tensor, weight: torch.Tensor, region: int, mode: str):
     sr, hr = sr.detach().clone().requires_grad_(), hr.detach().clone().requires_grad_()
@@ -199,7 +185,7 @@ def _kernel_case(
     return {"ok": not problems, "problems": problems, "selfcheck": verdict.detail if verdict else None}
 
 
-def run_kernels(device: torch.device, quick: bool, clock: _Clock, say: Callable[[str], None]) -> dict[str, Any]:
+def run_kernels(device: torch.device, quick: bool, clock: Clock, say: Callable[[str], None]) -> dict[str, Any]:
     shape, regions = KERNEL_CASES[(device.type, quick)]
     where = "compiled, on the GPU" if device.type == "cuda" else "in Triton's CPU interpreter"
     say(f"kernels  Triton vs reference, {where}, shape {shape}")
@@ -222,19 +208,8 @@ def run_kernels(device: torch.device, quick: bool, clock: _Clock, say: Callable[
 
 
 # ----------------------------------------------------------------------------------------------
-# part 3: the benchmark tables, and the targets
+# the benchmark targets (the ``bench`` part runs in a checkout: benchmarks/gpu_check.py)
 # ----------------------------------------------------------------------------------------------
-def _bench_command(out: Path, quick: bool) -> list[str]:
-    sizes, regions, repeat, warmup = (["64"], ["8"], "3", "1") if quick else (["192"], ["4", "8", "16"], "20", "3")
-    train = ["--train-batch", "4", "--lr-size", "16"] if quick else []
-    return [
-        sys.executable, str(BENCH_SCRIPT), "--device", "cuda", "--sizes", *sizes, "--regions", *regions,
-        "--modes", *MODES, "--dtypes", *BENCH_DTYPES, "--methods", "l1", "triton", "torch",
-        "--parts", "loss", "train", "--repeat", repeat, "--warmup", warmup, "--timeout", "180", *train,
-        "--out", str(out), "--markdown", str(out.with_suffix(".md")),
-    ]  # fmt: skip
-
-
 def evaluate_targets(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The :data:`TARGETS` checked on the ``results`` of ``bench_pixel_contrastive.py`` (its JSON's list).
 
@@ -280,38 +255,19 @@ def evaluate_targets(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
-def run_bench(out: Path, quick: bool, clock: _Clock, say: Callable[[str], None]) -> dict[str, Any]:
-    cmd = _bench_command(out, quick)
-    say(f"bench    {' '.join(cmd[1:])}")
-    try:
-        proc = subprocess.run(cmd, cwd=ROOT, timeout=max(clock.left(), 1.0))  # its tables print as it goes
-    except subprocess.TimeoutExpired:
-        return {"status": "fail", "detail": "timed out (--time-limit)", "targets": []}
-    if proc.returncode != 0 or not out.is_file():
-        return {"status": "fail", "detail": f"the benchmark exited with status {proc.returncode}", "targets": []}
-    report = json.loads(out.read_text())
-    targets = evaluate_targets(report["results"])
-    failed_cases = [r for r in report["results"] if "error" in r]
-    for t in targets:
-        measured = "missing" if t["measured"] is None else f"{t['measured']:.3f}"
-        state = "ok" if t["ok"] else "MISSED"
-        say(f"target   {t['target']:<30} {t['dtype']:<8} {measured:>8}  (<= {t['limit']:g})  {state}")
-    status = "pass" if targets and all(t["ok"] for t in targets) and not failed_cases else "fail"
-    return {"status": status, "json": str(out), "failed_cases": len(failed_cases), "targets": targets}
-
-
 # ----------------------------------------------------------------------------------------------
 # driver
 # ----------------------------------------------------------------------------------------------
-def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def _parse_args(argv: Sequence[str], prog: str, description: str, json_default: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m contrastive_sr_losses.check",
-        description="Verify the GPU path: GPU tests, Triton kernels vs the reference, benchmark tables and targets.",
-        epilog="exit status: 0 verified, 1 a failure or a missed target, 2 usage, 3 no CUDA device (CPU parts only)",
+        prog=prog,
+        description=description,
+        epilog="exit status: 0 passed on a GPU (the verdict names the parts), 1 a failure, a missed target or "
+        "nothing run, 2 usage, 3 no CUDA device (CPU parts only)",
     )
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to run (all)")
     p.add_argument("--quick", action="store_true", help="small shapes and few repeats (a smoke test, not a verdict)")
-    p.add_argument("--out", type=Path, default=None, help="JSON report (benchmarks/results/check_<gpu>.json)")
+    p.add_argument("--out", type=Path, default=None, help=f"JSON report ({json_default})")
     p.add_argument("--no-json", action="store_true", help="write no JSON report")
     p.add_argument("--time-limit", type=float, default=480.0, help="seconds for all parts (480)")
     args = p.parse_args(argv)
@@ -332,73 +288,102 @@ def _rerun_interpreted() -> bool:
     )
 
 
-def main(argv: Sequence[str] | None = None, quiet: bool = False) -> int:
-    """Run the check; returns the exit status (see the module docstring)."""
+def _run_kernel_part(device: torch.device, quick: bool, clock: Clock, say: Callable[[str], None]) -> dict[str, Any]:
+    gpu = device.type == "cuda"
+    if not kernels.TRITON_AVAILABLE:
+        reason = f"triton is not importable ({kernels.TRITON_UNAVAILABLE_REASON})"
+        say(f"kernels  {'FAILED' if gpu else 'not run'}: {reason}")
+        return {"status": "fail" if gpu else "not run", "detail": reason}
+    if not (gpu or kernels.TRITON_INTERPRETED):
+        reason = "the kernels are compiled and there is no CUDA device"
+        say(f"kernels  not run: {reason}")
+        return {"status": "not run", "detail": reason}
+    return run_kernels(device, quick, clock, say)
+
+
+def _verdict(parts: Mapping[str, Mapping[str, Any]], gpu: bool, quick: bool) -> tuple[int, str]:
+    """Exit status and verdict line: "passed" names only the parts that ran."""
+    by_status: dict[str, list[str]] = {}
+    for name, part in parts.items():
+        by_status.setdefault(part["status"], []).append(name)
+    if "fail" in by_status:
+        return EXIT_FAILED, "FAILED: " + ", ".join(by_status["fail"])
+    passed, not_run = by_status.get("pass", []), by_status.get("not run", [])
+    summary = f"passed: {', '.join(passed)}" if passed else "nothing ran"
+    summary += f"; not run: {', '.join(not_run)}" if not_run else ""
+    if not gpu:
+        return EXIT_NO_GPU, f"NOT VERIFIED: no CUDA device; {summary}"
+    if not passed:
+        return EXIT_FAILED, f"NOT VERIFIED: {summary}"
+    if quick or not_run or set(parts) != set(PARTS):
+        partial = "--quick" if quick else "not every part"
+        return EXIT_OK, f"{summary} (partial: {partial}, not a verdict on the targets)"
+    return EXIT_OK, "VERIFIED: every part passed and every target is met"
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    quiet: bool = False,
+    *,
+    runners: Mapping[str, PartRunner] | None = None,
+    prog: str = "python -m contrastive_sr_losses.check",
+    rerun: Sequence[str] = ("-m", "contrastive_sr_losses.check"),
+    report_dir: Path | None = None,
+) -> int:
+    """Run the check; returns the exit status (see the module docstring).
+
+    ``runners`` supplies the parts that need a source checkout (``tests``, ``bench``); without one a
+    part is reported as not run, with the reason. ``prog`` and ``rerun`` (the arguments after the
+    Python executable that start this command again) name the command; ``report_dir`` is where the
+    JSON report goes on a GPU without ``--out`` (default: the current folder).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    runners = dict(runners or {})
+    json_default = f"{report_dir or '.'}/check_<gpu>.json on a GPU"
+    description = "Check the Triton kernels against the reference" + (
+        ", and run the GPU tests and the benchmark targets" if runners else " (the GPU tests and benchmark "
+        "targets need a source checkout: python benchmarks/gpu_check.py)"
+    )
     try:
-        args = _parse_args(argv)
+        args = _parse_args(argv, prog, description, json_default)
     except SystemExit as stop:
         return EXIT_USAGE if stop.code else EXIT_OK
     say: Callable[[str], None] = (lambda line: None) if quiet else (lambda line: print(line, flush=True))
     if "kernels" in args.parts and _rerun_interpreted():
         env = {**os.environ, "TRITON_INTERPRET": "1"}
-        return subprocess.call([sys.executable, "-m", "contrastive_sr_losses.check", *argv], env=env)
+        return subprocess.call([sys.executable, *rerun, *argv], env=env)
 
     gpu = torch.cuda.is_available()
     device = torch.device("cuda" if gpu else "cpu")
-    clock = _Clock(args.time_limit)
-    env = _environment(device, argv)
+    clock = Clock(args.time_limit)
+    env = environment(device, " ".join([prog, *argv]))
     say(f"check    {env['device']} | torch {env['torch']} | CUDA {env['cuda']} | triton {env['triton']}"
         + (" (interpreted)" if env["triton_interpreted"] else ""))  # fmt: skip
     out = args.out
     if out is None and not args.no_json and gpu:
-        folder = ROOT / "benchmarks" / "results" if BENCH_SCRIPT.is_file() else Path.cwd()
-        out = folder / f"check_{_slug(env['device'])}.json"
+        out = (report_dir or Path.cwd()) / f"check_{_slug(env['device'])}.json"
 
     parts: dict[str, dict[str, Any]] = {}
     for part in args.parts:
-        if not gpu and part in ("tests", "bench"):
+        if part != "kernels" and part not in runners:
+            parts[part] = {"status": "not run", "detail": CHECKOUT_ONLY[part]}
+            say(f"{part:<8} not run: {CHECKOUT_ONLY[part]}")
+        elif not gpu and part in ("tests", "bench"):
             parts[part] = {"status": "not run", "detail": "no CUDA device"}
             what = (
                 "the GPU tests need one; the CPU suite is `pytest`" if part == "tests"
                 else "the targets are GPU numbers; CPU tables: python benchmarks/bench_pixel_contrastive.py"
             )  # fmt: skip
             say(f"{part:<8} not run: no CUDA device ({what})")
-        elif part == "tests" and not TESTS.is_dir():
-            parts[part] = {"status": "fail" if gpu else "not run", "detail": f"no tests folder at {TESTS}"}
-            say(f"tests    not run: no tests folder at {TESTS} (run from a source checkout)")
-        elif part == "bench" and not BENCH_SCRIPT.is_file():
-            parts[part] = {"status": "fail", "detail": f"no {BENCH_SCRIPT}"}
-            say(f"bench    not run: no {BENCH_SCRIPT} (run from a source checkout)")
-        elif part == "kernels" and not (gpu or kernels.TRITON_INTERPRETED):
-            reason = kernels.TRITON_UNAVAILABLE_REASON or "the kernels are compiled and there is no CUDA device"
-            parts[part] = {"status": "fail" if gpu else "not run", "detail": reason}
-            say(f"kernels  not run: {reason}")
         elif clock.left() <= 0:
             parts[part] = {"status": "fail", "detail": "not run: --time-limit reached"}
             say(f"{part:<8} not run: --time-limit reached")
-        elif part == "tests":
-            parts[part] = run_tests(clock, say)
         elif part == "kernels":
-            if not kernels.TRITON_AVAILABLE:
-                parts[part] = {"status": "fail", "detail": kernels.TRITON_UNAVAILABLE_REASON}
-                say(f"kernels  FAILED: triton is not importable ({kernels.TRITON_UNAVAILABLE_REASON})")
-            else:
-                parts[part] = run_kernels(device, args.quick, clock, say)
+            parts[part] = _run_kernel_part(device, args.quick, clock, say)
         else:
-            bench_out = out.with_name(out.stem + "_bench.json") if out else Path(tempfile.mkdtemp()) / "bench.json"
-            parts[part] = run_bench(bench_out, args.quick, clock, say)
+            parts[part] = runners[part](args, clock, say, out)
 
-    statuses = [p["status"] for p in parts.values()]
-    if "fail" in statuses:
-        code, verdict = EXIT_FAILED, "FAILED: " + ", ".join(k for k, p in parts.items() if p["status"] == "fail")
-    elif not gpu:
-        code, verdict = EXIT_NO_GPU, "NOT VERIFIED: no CUDA device; the parts that run on the CPU passed"
-    elif args.quick or set(args.parts) != set(PARTS):
-        partial = "--quick" if args.quick else "not every part"
-        code, verdict = EXIT_OK, f"passed (partial: {partial}, not a verdict on the targets)"
-    else:
-        code, verdict = EXIT_OK, "VERIFIED: every part passed and every target is met"
+    code, verdict = _verdict(parts, gpu, args.quick)
     say(f"verdict  {verdict}")
     if out is not None:
         report = {**env, "parts": parts, "verdict": verdict, "exit_status": code, "quick": args.quick}

@@ -29,11 +29,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._io import load_tensors_file
 from ._validation import check_choice, check_floating, check_image, check_image_pair, check_positive_float
 from .functional.color import rgb_to_y
 from .functional.filters import gaussian_kernel1d
 
-__all__ = ["imresize", "quantize", "psnr_y", "ssim_y", "ReferenceY", "LPIPS", "lpips", "LPIPS_NETS"]
+__all__ = ["imresize", "quantize", "psnr_y", "ssim_y", "ReferenceY", "LPIPS", "lpips", "LPIPS_NETS", "LPIPS_MIN_SIZE"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -361,6 +362,8 @@ def ssim_y(sr: Tensor, hr: Tensor, crop_border: int = 0, *, round_y: bool = Fals
 # ----------------------------------------------------------------------------------------------------
 
 LPIPS_NETS: tuple[str, ...] = ("alex", "vgg", "squeeze")
+#: Smallest height and width each LPIPS backbone's convolutions and poolings accept.
+LPIPS_MIN_SIZE: dict[str, int] = {"alex": 31, "vgg": 16, "squeeze": 17}
 
 # torchvision's file names for the ImageNet weights the lpips package builds on (what
 # torch.hub would have downloaded into <torch.hub.get_dir()>/checkpoints/).
@@ -426,10 +429,7 @@ def _default_head_path(net: str) -> Path | None:
 
 
 def _load_state(path: Path, what: str) -> dict[str, Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file: say which one
-        raise RuntimeError(f"cannot read the {what} from {path}: {err}") from err
+    state = load_tensors_file(path, what, error=RuntimeError)  # weights_only; truncated / foreign: one line
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -467,7 +467,8 @@ class LPIPS(nn.Module):
         head_path: lpips linear-head weights (default: from the installed lpips package).
 
     Shape:
-        ``sr``, ``hr``: ``(N, 3, H, W)`` RGB in [0, 1] (H, W >= 32 is sensible); output ``(N,)``,
+        ``sr``, ``hr``: ``(N, 3, H, W)`` RGB in [0, 1], H and W at least :data:`LPIPS_MIN_SIZE`
+        (alex 31, vgg 16, squeeze 17; smaller is a ``ValueError``; H, W >= 32 is sensible); output ``(N,)``,
         in float32 (float64 for float64 inputs). 0 for identical images, larger is more different.
 
     Example:
@@ -534,6 +535,12 @@ class LPIPS(nn.Module):
         check_image_pair(sr, hr)
         if sr.shape[1] != 3:
             raise ValueError(f"sr and hr must be RGB of shape (N, 3, H, W), got {tuple(sr.shape)}")
+        least = LPIPS_MIN_SIZE[self.net]
+        if min(sr.shape[-2:]) < least:
+            raise ValueError(
+                f"sr and hr must be at least {least}x{least} for LPIPS(net={self.net!r}) (its backbone pools the "
+                f"image down), got {tuple(sr.shape[-2:])}"
+            )
         dtype = self.shift.dtype  # float32, or float64 after .double()
         n = sr.shape[0]
         x = torch.cat([sr.to(dtype), hr.to(dtype)]) * 2.0 - 1.0

@@ -47,6 +47,7 @@ from srkit.runtime import (  # noqa: E402
     check_number,
     check_writable_dir,
     check_writable_file,
+    error_summary,
     load_checkpoint,
     parse_device,
     parse_kwargs,
@@ -117,7 +118,7 @@ def load_models(args: argparse.Namespace, device: torch.device) -> tuple[dict[st
         try:
             model.load_state_dict(ckpt["model"])
         except RuntimeError as err:
-            first = str(err).splitlines()[0]
+            first = error_summary(err)
             raise UsageError(f"--checkpoint {path}: its 'model' does not fit {ckpt['arch']} x{scale}: {first}") from err
         label = ckpt.get("history", {}).get("label") or path.parent.name
         while label in models:
@@ -132,7 +133,7 @@ def load_models(args: argparse.Namespace, device: torch.device) -> tuple[dict[st
             try:
                 model.load_state_dict(state)
             except RuntimeError as err:
-                first = str(err).splitlines()[0]
+                first = error_summary(err)
                 raise UsageError(f"--weights {args.weights} does not fit {args.arch} x{scale}: {first}") from err
         models[args.arch] = model
     return {k: m.to(device).eval() for k, m in models.items()}, scale

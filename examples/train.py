@@ -38,7 +38,15 @@ continues exactly where the checkpoint stopped (same patches, same random draws,
 ``--init-from CKPT`` starts a new run from another run's weights (e.g. x4 from x2: tensors whose shape
 differs, like the upsampler, keep their fresh initialisation) with a new optimizer: RRLFN's multi-stage
 warm start. Outputs in ``--out``: ``train.log``, ``history.json``, ``last.pt``, ``val_psnr.png``
-(with ``--plot-with OTHER_RUN ...`` the other runs' curves on the same axes).
+(with ``--plot-with OTHER_RUN ...`` the other runs' curves on the same axes), and ``train.lock`` (pid
+and host) while the run holds the folder: a second run on it (``--resume`` too) refuses, a lock left by
+a dead process of this host is taken over (logged).
+
+Checkpoints (format ``contrastive-sr-losses/train/2``) hold only tensors and plain values and a
+SHA-256 of them; every one is read with ``torch.load(weights_only=True)``, so a file carrying a
+pickled payload is refused, not run. ``--resume`` also refuses a checkpoint whose checksum does not
+match (corrupted) or whose weights / optimizer state hold NaN/Inf. Format-1 checkpoints of earlier
+versions are read through an allow-list of exactly their numpy / pathlib types and resume as before.
 
 Term sizes: with more than one loss term, every log line also gives each term's gradient-norm ratio
 to the first term's on the network's weights (``grad/l1 pixel_contrastive 0.12``; the library's
@@ -75,21 +83,25 @@ from srkit.evaluation import (  # noqa: E402
 )
 from srkit.losses import RECIPES, CompositeLoss, Recipe, describe_losses, parse_loss_spec  # noqa: E402
 from srkit.runtime import (  # noqa: E402
+    CHECKPOINT_FORMAT,
+    RunLock,
     RunLog,
     UsageError,
-    atomic_save,
     build_model,
     check_number,
     check_writable_dir,
     derive_seed,
+    error_summary,
     last_logged_iteration,
     load_checkpoint,
     nonfinite_tensors,
     parse_device,
     parse_kwargs,
+    plain_args,
     remove_stale_temporaries,
     rng_state,
     run_cli,
+    save_checkpoint,
     seed_everything,
     set_rng_state,
     setup_distributed,
@@ -99,7 +111,6 @@ from srkit.runtime import (  # noqa: E402
 from contrastive_sr_losses import gradient_balance  # noqa: E402
 from contrastive_sr_losses.archs import list_models  # noqa: E402
 
-CHECKPOINT_FORMAT = "contrastive-sr-losses/train/1"
 BASE_DEFAULTS = {
     "lr": 1e-4, "lr_step": 200_000, "batch": 16, "patch": 48, "iters": 300_000, "loss": "l1",
     "lr_schedule": "step", "cosine_period": 200_000, "cosine_eta_min": 1e-7, "cosine_restart_weight": 1.0,
@@ -313,6 +324,36 @@ def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def check_finite_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
+    """Refuse, in one line naming the first bad tensor, a checkpoint whose weights or optimizer /
+    loss-trainer state hold a NaN or an Inf: resuming it would stop at the next step, or train on."""
+    parts = ("model", "optimizer", "criterion", "criterion_trainers", "scaler", "train_sums")
+    bad = nonfinite_tensors({k: ckpt.get(k) for k in parts if ckpt.get(k) is not None})
+    if bad:
+        raise UsageError(
+            f"--resume {path}: refused: {bad[0]} holds NaN/Inf"
+            + (f" ({len(bad) - 1} more tensor(s) too)" if len(bad) > 1 else "")
+            + f" at iteration {ckpt.get('iteration')}; continue from an earlier checkpoint, or --init-from another run"
+        )
+
+
+def restore(ckpt: dict[str, Any], path: Path, run: dict[str, Any], loaders: dict[str, Any]) -> None:
+    """Load each part of ``ckpt`` with its ``load_state_dict``; a part that does not fit this run (a
+    checkpoint of another network under this one's name) is a one-line error naming it."""
+    for part, load in loaders.items():
+        try:
+            load(ckpt[part])
+        except KeyError as err:
+            raise UsageError(f"--resume {path}: no {part} state in it ({err}); a truncated or foreign checkpoint?") from None
+        except (RuntimeError, ValueError, TypeError, AttributeError) as err:
+            first = error_summary(err)
+            kwargs = f" {run['arch_kwargs']}" if run["arch_kwargs"] else ""
+            raise UsageError(
+                f"--resume {path}: its {part} state does not fit {run['arch']}{kwargs} x{run['scale']} "
+                f"with loss {run['loss']} ({first})"
+            ) from None
+
+
 def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
     """Copy every tensor of ``path`` whose name and shape match ``model``; report what stayed fresh.
 
@@ -331,6 +372,9 @@ def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
     matched = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
     if not matched:
         raise UsageError(f"--init-from {path}: none of its tensors matches {type(model).__name__} (another network?)")
+    bad = nonfinite_tensors(matched)
+    if bad:
+        raise UsageError(f"--init-from {path}: refused: {bad[0]} holds NaN/Inf" + (f" ({len(bad) - 1} more tensor(s) too)" if len(bad) > 1 else ""))
     model.load_state_dict(matched, strict=False)
     fresh = [k for k in own if k not in matched]
     log(f"init from {path} ({layout} layout): {len(matched)}/{len(own)} tensors loaded" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
@@ -355,10 +399,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dict[str, Any]:
+    """One training run in ``args.out``, which it holds (:class:`RunLock`, on the main process) from
+    before the first file is touched until it returns or raises."""
     out: Path = args.out
-    if dist_info.main:
-        check_writable_dir(out, "--out")  # before any work, not as an OSError at the first checkpoint
+    if not dist_info.main:
+        return _train(args, dist_info, device, None)
+    check_writable_dir(out, "--out")  # before any work, not as an OSError at the first checkpoint
+    with RunLock(out) as lock:
+        return _train(args, dist_info, device, lock)
+
+
+def _train(args: argparse.Namespace, dist_info: Any, device: torch.device, lock: RunLock | None) -> dict[str, Any]:
+    out: Path = args.out
     log = RunLog(out / "train.log", enabled=dist_info.main)
+    if lock is not None and lock.note:
+        log(lock.note)
     if dist_info.main:
         for name in ("last.pt", "history.json"):
             for tmp in remove_stale_temporaries(out / name):
@@ -376,6 +431,7 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
         if args.resume != "auto" or path.is_file():
             ckpt = load_checkpoint(path, "--resume")
             check_resume(ckpt, path, run)
+            check_finite_checkpoint(ckpt, path)
             check_schedule_flags(args, ckpt, path)
         else:
             log(f"--resume: no {path} yet, starting a new run")
@@ -396,11 +452,11 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
     sums: dict[str, torch.Tensor] = {}  # running sums of the logged losses since the last log line
     count = 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        criterion.load_state_dict(ckpt["criterion"])
-        criterion.load_trainer_state(ckpt["criterion_trainers"])
+        restore(ckpt, path, run, {
+            "model": model.load_state_dict, "optimizer": optimizer.load_state_dict,
+            "scheduler": scheduler.load_state_dict, "criterion": criterion.load_state_dict,
+            "criterion_trainers": criterion.load_trainer_state,
+        })
         if scaler is not None and ckpt.get("scaler") is not None:
             scaler.load_state_dict(ckpt["scaler"])
         history = ckpt["history"]
@@ -416,6 +472,9 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
             else ""
         )
         log(f"=== resumed from {args.resume if args.resume != 'auto' else out / 'last.pt'} at iteration {start_iter}{rerun}")
+        if ckpt.get("migrated_from"):
+            log(f"{path} is in the older format {ckpt['migrated_from']} (read safely: tensors, plain values and its numpy / "
+                f"pathlib RNG and argument types only); the next checkpoint is written in {CHECKPOINT_FORMAT}")
     elif args.init_from is not None:
         init_from(model, args.init_from, log)
 
@@ -461,11 +520,15 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
 
     def save(iteration: int) -> None:
         nonlocal saved_at
-        bad = nonfinite_tensors(model.state_dict())
+        kept = f"{out / 'last.pt'} keeps iteration {saved_at}" if saved_at is not None else "no checkpoint written"
+        bad = nonfinite_tensors(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict()["state"],
+             "criterion_trainers": criterion.trainer_state()}
+        )
         if bad:  # never replace a good checkpoint with a poisoned one
             raise UsageError(
-                f"the weights are NaN/Inf at iteration {iteration} ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); "
-                + (f"{out / 'last.pt'} keeps iteration {saved_at}" if saved_at is not None else "no checkpoint written")
+                f"the weights or the optimizer state are NaN/Inf at iteration {iteration} "
+                f"({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}); {kept}"
             )
         ckpt_out = {
             "format": CHECKPOINT_FORMAT,
@@ -481,11 +544,17 @@ def train(args: argparse.Namespace, dist_info: Any, device: torch.device) -> dic
             "history": history,
             "train_sums": {k: v.detach().cpu() for k, v in sums.items()},  # so the next log line, and
             "train_count": count,  # history.json, are the same after a --resume
-            "args": {k: str(v) if isinstance(v, Path) else (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
+            "args": plain_args(vars(args)),  # plain values only: the file loads with weights_only=True
         }
-        atomic_save(ckpt_out, out / "last.pt")
-        write_json(history, out / "history.json")
+        save_checkpoint(ckpt_out, out / "last.pt", kept)
         saved_at = iteration
+        try:
+            write_json(history, out / "history.json")
+        except OSError as err:
+            raise UsageError(
+                f"cannot write {out / 'history.json'}: {err.strerror or err}; {out / 'last.pt'} holds iteration "
+                f"{iteration} (its history included)"
+            ) from err
 
     from tqdm import tqdm
 

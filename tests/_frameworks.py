@@ -156,7 +156,9 @@ class TraiNNerModel(BaseModel):
         self.log_dict = OrderedDict()
         self.optimizer_g.zero_grad()
         lq = self.lq.to(memory_format=self.memory_format)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.opt.use_amp):
+        # traiNNer-redux: amp_dtype = bfloat16 if opt.amp_bf16 else float16 (its template's default)
+        amp_dtype = torch.bfloat16 if getattr(self.opt, "amp_bf16", False) else torch.float16
+        with torch.autocast(device_type=self.device.type, dtype=amp_dtype, enabled=self.opt.use_amp):
             self.output = self.net_g(lq)
             l_g_total = torch.tensor(0.0)
             for label, loss in self.losses.items():
@@ -202,7 +204,9 @@ class NeosrImageModel(BaseModel):
     def optimize_parameters(self, current_iter: int) -> torch.Tensor:
         self.log_dict = OrderedDict()
         self.optimizer_g.zero_grad()
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.opt["use_amp"]):
+        # neosr: amp_dtype = bfloat16 if opt["bfloat16"] else float16
+        amp_dtype = torch.bfloat16 if self.opt.get("bfloat16", False) else torch.float16
+        with torch.autocast(device_type=self.device.type, dtype=amp_dtype, enabled=self.opt["use_amp"]):
             self.output = torch.clamp(self.net_g(self.lq), 1 / 255, 1)
             l_g_total = torch.zeros(1)
             for slot in NEOSR_SLOTS:

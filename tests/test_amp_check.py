@@ -100,17 +100,26 @@ def test_docstring_example():
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_pcl_trainer_refuses_float16_autocast_without_a_grad_scaler():
+def test_pcl_trainer_runs_its_step_in_float32_under_float16_autocast_without_a_grad_scaler():
     _, criterion, _, hr = _setup()
     trainer = criterion.trainers["pcl"]
     sr = hr + 0.1
+    disc = trainer.discriminator
+    seen = []
+    hook = disc.register_forward_hook(lambda m, args, out: seen.append(args[0].dtype))
     with torch.autocast("cpu", dtype=torch.float16):
-        with pytest.raises(ValueError, match=r"PCLTrainer under float16 autocast needs grad_scaler=torch.amp.GradScaler"):
-            trainer(sr, hr)
-    assert trainer.steps == 0
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 has float32's range: no scaler needed
+        trainer.discriminator_step(sr, hr)
+    assert trainer.steps == 1 and trainer.last_discriminator_loss.dtype == torch.float32
+    # the same step outside autocast gives the same discriminator (float32 both times)
+    _, again, _, _ = _setup()
+    other = again.trainers["pcl"]
+    other.discriminator_step(sr, hr)
+    for p, q in zip(disc.parameters(), other.discriminator.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 has float32's range: it stays in autocast
         trainer(sr, hr)
-    assert trainer.steps == 1
+    hook.remove()
+    assert trainer.steps == 2 and seen[:2] == [torch.float32, torch.float32]
 
 
 @pytest.mark.gpu

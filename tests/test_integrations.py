@@ -17,7 +17,7 @@ import contrastive_sr_losses.losses as core
 from contrastive_sr_losses import GaussianHighPassLoss, PixelContrastiveLoss, RandomConvContrastiveLoss
 from contrastive_sr_losses.integrations import adapters, basicsr, neosr, register_basicsr, register_neosr, register_traiNNer
 from contrastive_sr_losses.integrations import traiNNer
-from contrastive_sr_losses.integrations.state import LOSS_STATE_KEY
+from contrastive_sr_losses.integrations.state import LOSS_STATE_KEY, load_loss_state, loss_state_path
 from contrastive_sr_losses.metrics import imresize
 
 import _frameworks as fw
@@ -259,12 +259,13 @@ def test_frequency_contrastive_reads_a_frozen_discriminator_file(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # PCL: the discriminator trains in the loop and its state rides in the training state
 # ------------------------------------------------------------------------------------------------
-def pcl_opt(name: str, tmp_path, weight: float = 1.0, amp: bool = False):
+def pcl_opt(name: str, tmp_path, weight: float = 1.0, amp: bool = False, bf16: bool = True):
     loss = {"type": "CSRPCLLoss", "loss_weight": weight, **TINY_PCL}
     if name == "traiNNer":
-        return fw.Opt(use_amp=amp, use_channels_last=True, train=fw.Opt(losses=[loss]),
+        return fw.Opt(use_amp=amp, amp_bf16=bf16, use_channels_last=True, train=fw.Opt(losses=[loss]),
                       path=fw.Opt(training_states=str(tmp_path)), rank=0)
-    return {"use_amp": False, "rank": 0, "path": {"training_states": str(tmp_path)}, "train": {"perceptual_opt": loss}}
+    return {"use_amp": amp, "bfloat16": bf16, "rank": 0, "path": {"training_states": str(tmp_path)},
+            "train": {"perceptual_opt": loss}}
 
 
 def build(name: str, stand_in: types.SimpleNamespace, opt):
@@ -289,8 +290,10 @@ def test_pcl_state_is_saved_in_the_training_state_and_resumed(name, tmp_path, mo
         model.feed_data(*batch(it))
         model.optimize_parameters(it)
     model.save_training_state(epoch=0, current_iter=3)
-    state = torch.load(tmp_path / "3.state", weights_only=False)
-    assert len(state["optimizers"]) == 1 and list(state[LOSS_STATE_KEY].values())[0]["steps"] == 3
+    state = torch.load(tmp_path / "3.state", weights_only=False)  # the framework's own file, untouched
+    assert len(state["optimizers"]) == 1 and LOSS_STATE_KEY not in state
+    ours = load_loss_state(tmp_path / f"3.state.{LOSS_STATE_KEY}")  # weights_only=True
+    assert list(ours.values())[0]["steps"] == 3
 
     torch.manual_seed(123)  # a fresh discriminator, then the framework's resume
     resumed = build(name, stand_in, pcl_opt(name, tmp_path))
@@ -333,6 +336,36 @@ def test_pcl_weight_is_applied_once_and_the_discriminator_survives_channels_last
     assert value.ndim == 0
 
 
+@pytest.mark.parametrize("name", ["basicsr", "traiNNer", "neosr"])
+def test_pcl_trains_under_float16_autocast_through_every_adapter(name, tmp_path, monkeypatch):
+    # traiNNer-redux's template default is float16 autocast and no adapter can hand PCLTrainer a
+    # GradScaler: the discriminator step then runs in float32 (it would underflow in float16)
+    stand_in = fw.install(name, monkeypatch)
+    REGISTER[name]()
+    torch.manual_seed(0)
+    if name == "basicsr":  # BasicSR has no AMP of its own: call its loss as a user's autocast would
+        model = build(name, stand_in, pcl_opt(name, tmp_path))
+        pcl = pcl_of(model)
+        lq, gt = batch(0)
+        with torch.autocast("cpu", dtype=torch.float16):
+            sr = model.net_g(lq)
+            value, _ = pcl(sr, gt)  # BasicSR's perceptual_opt slot returns (percep, style)
+        value.backward()
+        assert sr.dtype == torch.float16 and model.net_g[0].weight.grad is not None
+    else:
+        model = build(name, stand_in, pcl_opt(name, tmp_path, amp=True, bf16=False))
+        pcl = pcl_of(model)
+        model.feed_data(*batch(0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            total = model.optimize_parameters(1)
+        assert model.output.dtype == torch.float16 and torch.isfinite(total).all()
+    assert pcl.trainer.steps == 1 and pcl.trainer.skipped_steps == 0
+    assert torch.isfinite(pcl.trainer.last_discriminator_loss)
+    assert pcl.trainer.last_discriminator_loss.dtype == torch.float32  # the step ran in float32
+    assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in pcl.trainer.discriminator.parameters())
+
+
 def test_pcl_warns_once_where_the_model_type_would_not_save_its_state(monkeypatch):
     stand_in = fw.install("basicsr", monkeypatch)
     register_basicsr()
@@ -352,3 +385,166 @@ def test_resume_from_a_state_without_loss_state_warns_and_keeps_going(tmp_path, 
     plain = {"epoch": 0, "iter": 5, "optimizers": [model.optimizer_g.state_dict()], "schedulers": [model.schedulers[0].state_dict()]}
     with pytest.warns(UserWarning, match="holds no state for cri_perceptual"):
         model.resume_training(plain)
+
+
+# ------------------------------------------------------------------------------------------------
+# the framework's resume file is never rewritten; our file beside it is loaded safely
+# ------------------------------------------------------------------------------------------------
+def _trained_pcl_model(name: str, tmp_path, monkeypatch):
+    stand_in = fw.install(name, monkeypatch)
+    REGISTER[name]()
+    torch.manual_seed(0)
+    model = build(name, stand_in, pcl_opt(name, tmp_path))
+    model.feed_data(*batch(1))
+    model.optimize_parameters(1)
+    return stand_in, model
+
+
+@pytest.mark.parametrize("name", ["basicsr", "traiNNer", "neosr"])
+def test_a_failed_loss_state_write_leaves_the_framework_state_byte_identical(name, tmp_path, monkeypatch):
+    _, model = _trained_pcl_model(name, tmp_path, monkeypatch)
+    real, seen = torch.save, {}
+
+    def full_disk(obj, f, *args, **kwargs):  # ours fails midway (disk full); the framework's writes
+        if LOSS_STATE_KEY in str(getattr(f, "name", f)):
+            seen["framework"] = (tmp_path / "7.state").read_bytes()
+            f.write(b"half of the losses' state")
+            raise OSError(28, "No space left on device")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        model.save_training_state(epoch=0, current_iter=7)
+    assert (tmp_path / "7.state").read_bytes() == seen["framework"]  # as the framework wrote it
+    monkeypatch.setattr(torch, "save", real)
+    torch.load(tmp_path / "7.state", weights_only=False)  # and still readable
+    assert not loss_state_path(tmp_path / "7.state").exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_an_old_state_with_the_losses_inside_the_framework_file_still_resumes(tmp_path, monkeypatch):
+    stand_in, model = _trained_pcl_model("basicsr", tmp_path, monkeypatch)
+    old = {"epoch": 0, "iter": 1, "optimizers": [o.state_dict() for o in model.optimizers],
+           "schedulers": [s.state_dict() for s in model.schedulers],
+           LOSS_STATE_KEY: {"cri_perceptual": pcl_of(model).training_state()}}
+    torch.manual_seed(5)
+    resumed = build("basicsr", stand_in, pcl_opt("basicsr", tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed.resume_training(old)
+    assert pcl_of(resumed).trainer.steps == 1
+    for p, q in zip(pcl_of(model).parameters(), pcl_of(resumed).parameters()):
+        assert torch.equal(p, q)
+
+
+class _Payload:
+    """Unpickling it would create the file ``target``."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+@pytest.mark.parametrize("name", ["basicsr", "traiNNer", "neosr"])
+def test_a_crafted_loss_state_file_is_refused_and_runs_nothing(name, tmp_path, monkeypatch):
+    stand_in, model = _trained_pcl_model(name, tmp_path, monkeypatch)
+    model.save_training_state(epoch=0, current_iter=2)
+    target = tmp_path / "pwned"
+    ours = loss_state_path(tmp_path / "2.state")
+    torch.save({"cri_perceptual": _Payload(target)}, ours)
+    framework_state = torch.load(tmp_path / "2.state", weights_only=False)
+    resumed = build(name, stand_in, pcl_opt(name, tmp_path))
+    with pytest.raises(ValueError, match="refused") as err:
+        resumed.resume_training(framework_state)
+    assert str(ours) in str(err.value) and "\n" not in str(err.value)
+    assert not target.exists()
+
+
+def test_the_loss_state_is_found_beside_an_explicit_resume_state(tmp_path, monkeypatch):
+    stand_in, model = _trained_pcl_model("basicsr", tmp_path, monkeypatch)
+    model.save_training_state(epoch=0, current_iter=4)
+    elsewhere = tmp_path / "moved"
+    elsewhere.mkdir()
+    for f in ("4.state", f"4.state.{LOSS_STATE_KEY}"):
+        (tmp_path / f).rename(elsewhere / f)
+    opt = pcl_opt("basicsr", tmp_path / "new")
+    opt["path"]["resume_state"] = str(elsewhere / "4.state")
+    resumed = build("basicsr", stand_in, opt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed.resume_training(torch.load(elsewhere / "4.state", weights_only=False))
+    assert pcl_of(resumed).trainer.steps == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# every config value is checked when the loss is built (issue 22)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), 1e39, -1.0])
+@pytest.mark.parametrize("name", ["CSRPixelContrastiveLoss", "CSRGaussianHighPassLoss"])
+def test_loss_weight_must_be_finite_and_not_negative(name, weight):
+    with pytest.raises(ValueError, match=r"loss_weight must be a finite number in \[0, 1e\+06\]"):
+        getattr(basicsr, name)(loss_weight=weight)
+
+
+def test_loss_weight_zero_computes_the_term_but_adds_nothing():
+    loss = basicsr.CSRGaussianHighPassLoss(loss_weight=0.0, slot="pixel")
+    sr = torch.rand(1, 3, 16, 16, requires_grad=True)
+    value = loss(sr, torch.rand(1, 3, 16, 16))
+    assert value.item() == 0.0
+    value.backward()
+    assert sr.grad.abs().sum().item() == 0.0
+
+
+@pytest.mark.parametrize("option, make", [
+    ("normalize", lambda v: basicsr.CSRRandomConvContrastiveLoss(scale=2, normalize=v)),
+    ("lr_negative", lambda v: neosr.CSRPCLLoss(lr_negative=v, **TINY_PCL)),
+])
+def test_a_quoted_boolean_is_an_error_naming_the_option(option, make):
+    for value in ("false", "true", 0, 1):
+        with pytest.raises(TypeError, match=f"{option} must be a bool"):
+            make(value)
+    make(False)
+
+
+@pytest.mark.parametrize("betas, error", [([0.9], ValueError), ([0.9, 0.999, 0.5], ValueError), ("ab", TypeError),
+                                          ([2.0, 0.999], ValueError), (None, TypeError)])
+def test_disc_betas_must_be_a_pair_in_0_1(betas, error):
+    with pytest.raises(error, match="disc_betas must be"):
+        neosr.CSRPCLLoss(disc_betas=betas, **TINY_PCL)
+
+
+def test_discriminator_weights_are_required_and_must_fit(tmp_path):
+    from contrastive_sr_losses.embeddings import WaveletDiscriminator
+
+    for value in (None, 3, True):  # `discriminator_weights: ~` in YAML is None
+        with pytest.raises(TypeError, match="discriminator_weights must be the path of a WaveletDiscriminator state dict"):
+            basicsr.CSRFrequencyContrastiveLoss(discriminator_weights=value)
+    with pytest.raises(FileNotFoundError, match="discriminator_weights: no such file"):
+        basicsr.CSRFrequencyContrastiveLoss(discriminator_weights=str(tmp_path / "missing.pth"))
+    torch.save(WaveletDiscriminator().state_dict(), tmp_path / "big.pth")
+    with pytest.raises(ValueError, match=r"big.pth: not a state dict of a WaveletDiscriminator with channels=\[8, 8, 16, 16\]"):
+        basicsr.CSRFrequencyContrastiveLoss(discriminator_weights=str(tmp_path / "big.pth"), **TINY_PCL)
+
+
+def test_vgg_weights_must_be_a_path_imagenet_or_none():
+    with pytest.raises(TypeError, match="vgg_weights must be 'imagenet', a path or None"):
+        basicsr.CSRRatioContrastiveLoss(scale=2, vgg_weights=5)
+
+
+def test_a_null_loss_state_in_a_resume_state_is_an_error_naming_it(tmp_path, monkeypatch):
+    stand_in, model = _trained_pcl_model("basicsr", tmp_path, monkeypatch)
+    state = {"epoch": 0, "iter": 1, "optimizers": [o.state_dict() for o in model.optimizers],
+             "schedulers": [s.state_dict() for s in model.schedulers], LOSS_STATE_KEY: {"cri_perceptual": None}}
+    with pytest.raises(TypeError, match="state must be a dict from PCLTrainer.state_dict"):
+        model.resume_training(state)
+
+
+def test_our_state_files_follow_the_framework_files_that_are_pruned(tmp_path, monkeypatch):
+    _, model = _trained_pcl_model("neosr", tmp_path, monkeypatch)
+    model.save_training_state(epoch=0, current_iter=1)
+    model.save_training_state(epoch=0, current_iter=2)
+    (tmp_path / "1.state").unlink()  # the framework keeps only its last state
+    model.save_training_state(epoch=0, current_iter=3)
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "2.state", f"2.state.{LOSS_STATE_KEY}", "3.state", f"3.state.{LOSS_STATE_KEY}"]

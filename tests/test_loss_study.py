@@ -68,15 +68,15 @@ def test_paired_study_writes_runs_skips_finished_and_reports_intervals(data, tmp
     # no path of this machine in the results (issue: run JSONs stored absolute paths)
     assert l1["settings"]["data"] == data.name and "results_dir" not in l1["settings"] and "grad_ratio" not in l1
     for f in [*runs.glob("*.json"), tmp_path / "results" / "loss_study.json"]:
-        stored = json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != "command"})  # as typed
+        stored = f.read_text()  # the command too: --out-dir / --runs-dir left out, --data by its name
         assert str(tmp_path) not in stored and str(data) not in stored, f
     # the switching run records its term's gradient ratio to L1 at each log point after the switch
     ratio = json.loads((runs / "random_conv_last_quarter__seed0.json").read_text())["grad_ratio"]["random_conv"]
     assert [it for it, _ in ratio["points"]] == [8] and ratio["median"] == ratio["points"][0][1] > 0
     # pairing: every objective of a seed starts from the same weights and patches; the switching run
     # is L1 itself until 3/4 of the run (iteration 6), then L1 + random-conv
-    rc = torch.load(tmp_path / "runs" / "random_conv_last_quarter" / "seed0" / "last.pt", weights_only=False)
-    at6 = torch.load(tmp_path / "runs" / "l1" / "seed0" / "at_6.pt", weights_only=False)
+    rc = torch.load(tmp_path / "runs" / "random_conv_last_quarter" / "seed0" / "last.pt", weights_only=True)
+    at6 = torch.load(tmp_path / "runs" / "l1" / "seed0" / "at_6.pt", weights_only=True)
     assert at6["iteration"] == 6 and rc["iteration"] == 8 and rc["loss"] == "1*l1+1*random_conv"
     assert [h["iteration"] for h in rc["history"]["train"]][:1] == [2]  # carries L1's log up to 6
     # a rerun skips the finished runs
@@ -170,3 +170,63 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
                          (["--data", str(tmp_path / "none")], "--data: missing folders")):
         res = subprocess.run([sys.executable, str(SCRIPT), *extra], capture_output=True, text=True, env=_env(), timeout=120)
         assert res.returncode == 2 and match in res.stderr
+
+
+def test_ladder_report_pairs_each_length_with_its_own_l1(tmp_path):
+    study = _study()
+
+    def write(name: str, objective: str, seed: int, iters: int, psnr: float, ratio: float | None = None) -> None:
+        run = {"objective": objective, "seed": seed, "iterations": iters,
+               "sets": {"Set5": {"psnr": psnr, "ssim": 0.9}}, "wall_s": {"total": 60.0}}
+        if ratio is not None:
+            run["grad_ratio"] = {"pixel_contrastive": {"median": ratio, "points": [[iters, ratio]]}}
+        folder = tmp_path / f"{name}_runs"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{objective}__seed{seed}.json").write_text(json.dumps(run))
+
+    # 600: pc_T1 +0.1 / +0.3 over L1; 2400: +0.0 / +0.2 (a shrinking gain); 9600: nothing finished
+    for seed, (l1, pc) in enumerate([(30.0, 30.1), (30.2, 30.5)]):
+        write("loss_study", "l1", seed, 600, l1)
+        write("loss_study", "pc_T1", seed, 600, pc, ratio=0.1 + seed)
+    for seed, (l1, pc) in enumerate([(31.0, 31.0), (31.1, 31.3)]):
+        write("loss_study_2400", "l1", seed, 2400, l1)
+        write("loss_study_2400", "pc_T1", seed, 2400, pc)
+    report = study.write_ladder(tmp_path)
+    assert [r["iterations"] for r in report["rungs"].values()] == [600, 2400]
+    cells = [r["summary"]["pc_T1"]["sets"]["Set5"]["psnr_vs_l1"] for r in report["rungs"].values()]
+    assert cells[0]["mean"] == pytest.approx(0.2) and cells[1]["mean"] == pytest.approx(0.1)
+    assert cells[1]["half"] == pytest.approx(12.706 * 0.2 / 2**0.5 / 2**0.5)
+    md = (tmp_path / "loss_study_ladder.md").read_text()
+    assert "| `l1` | 600 | 2 | 30.100 |" in md and "| `l1` | 2,400 | 2 | 31.050 |" in md
+    assert "| `pc_T1` | 600 | 2 | +0.200 ± 1.271 | pixel_contrastive 0.6 |" in md  # median of the seeds' ratios
+    assert "| `pc_T1` | 2,400 | 2 | +0.100 ± 1.271 | - |" in md
+    assert (tmp_path / "loss_study_ladder.png").stat().st_size > 1000
+    # one result set mixing lengths is refused
+    write("loss_study_9600", "l1", 0, 9600, 32.0)
+    write("loss_study_9600", "pc_T1", 0, 2400, 32.0)
+    with pytest.raises(ValueError, match="loss_study_9600: runs of different lengths"):
+        study.write_ladder(tmp_path)
+
+
+def test_long_runs_keep_their_final_weights_and_evaluate_from_them(data, tmp_path):
+    argv = _argv(data, tmp_path, "--iters", "4", "--seeds", "0", "--objectives", "l1", "--keep-weights")
+    subprocess.run([sys.executable, str(SCRIPT), *argv], check=True, env=_env(), timeout=600)
+    weights = tmp_path / "results" / "loss_study_runs" / "l1__seed0.pt"
+    state = torch.load(weights, map_location="cpu", weights_only=True)  # a bare state dict: no pickled objects
+    ckpt = torch.load(tmp_path / "runs" / "l1" / "seed0" / "last.pt", map_location="cpu", weights_only=False)
+    assert state.keys() == ckpt["model"].keys() and all(torch.equal(state[k], ckpt["model"][k]) for k in state)
+    assert all(v.dtype == torch.float32 for v in state.values())
+    # the documented command evaluates them on any folder of images, to the study's own score
+    res = subprocess.run([sys.executable, str(ROOT / "examples" / "evaluate.py"), "--arch", "edsr_baseline",
+                          "--arch-kwargs", "n_resblocks=1,n_feats=8", "--scale", "2", "--weights", str(weights),
+                          "--test", str(data / "test"), "--lpips", "none", "--no-bicubic", "--no-progress",
+                          "--json", str(tmp_path / "eval.json")], capture_output=True, text=True, env=_env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (scored,) = json.loads((tmp_path / "eval.json").read_text())["results"].values()  # the one method
+    study = json.loads((tmp_path / "results" / "loss_study_runs" / "l1__seed0.json").read_text())
+    assert scored["test"]["psnr"] == pytest.approx(study["sets"]["test"]["psnr"], abs=1e-9)
+    # runs finished without weights (an older study) export them from their checkpoints
+    weights.unlink()
+    subprocess.run([sys.executable, str(SCRIPT), *argv, "--export-weights"], check=True, env=_env(), timeout=300)
+    again = torch.load(weights, map_location="cpu", weights_only=True)
+    assert all(torch.equal(again[k], state[k]) for k in state)

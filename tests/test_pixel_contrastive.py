@@ -584,3 +584,45 @@ def test_many_shapes_smoke():
         out = pixel_contrastive_loss(sr, hr, region, reduction=reduction)
         assert torch.isfinite(out).all()
         assert out.shape == ((1, 1, 9, 11) if reduction == "none" else ())
+
+
+# ------------------------------------------------------------------------------------------------
+# where things live: one dispatch site, a small kernels API, names kept where they were
+# ------------------------------------------------------------------------------------------------
+def test_loss_vocabulary_lives_in_the_loss_module_and_imports_from_kernels_too():
+    from contrastive_sr_losses import kernels
+    from contrastive_sr_losses.kernels import selfcheck
+    from contrastive_sr_losses.losses import pixel_contrastive as module
+
+    assert module.PIXEL_CONTRASTIVE_MODES == ("grid", "sliding")
+    for name in ("PIXEL_CONTRASTIVE_BACKENDS", "PIXEL_CONTRASTIVE_MODES", "select_pixel_contrastive_backend",
+                 "pixel_contrastive_fast_map"):  # fmt: skip
+        assert getattr(kernels, name) is getattr(module, name), name
+    assert selfcheck.pixel_contrastive_auto_map is kernels.auto_map
+    for name in kernels.__all__:
+        assert hasattr(kernels, name), name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        kernels.nothing
+
+
+def test_custom_op_names_are_kept():
+    import contrastive_sr_losses.kernels  # noqa: F401  (registers the ops)
+
+    ops = ["grid_fwd", "grid_bwd", "sliding_fwd", "sliding_bwd", "auto_fwd", "auto_bwd"]
+    for name in ops:
+        assert hasattr(torch.ops.contrastive_sr_losses, f"pixel_contrastive_{name}"), name
+
+
+def test_kernels_import_no_private_name_across_modules():
+    import ast
+    from pathlib import Path
+
+    import contrastive_sr_losses
+
+    root = Path(contrastive_sr_losses.__file__).parent
+    files = [*sorted((root / "kernels").glob("*.py")), root / "losses" / "pixel_contrastive.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module is not None:
+                private = [a.name for a in node.names if a.name.startswith("_") and a.name != "__future__"]
+                assert not private, f"{path.name} imports {private} from {node.module}"

@@ -16,6 +16,9 @@ from contrastive_sr_losses.losses.random_conv import (
 )
 from contrastive_sr_losses.losses.ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss, upsample_negative
 
+# random images put SR as near the negative as HR: the first-batch warning is tested on its own below
+pytestmark = pytest.mark.filterwarnings("ignore:RandomConvContrastiveLoss:UserWarning")
+
 
 def _rand(*shape, seed=0, dtype=torch.float32):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
@@ -318,3 +321,58 @@ def test_csd_form_runs_with_gradient_to_sr_only():
     loss(sr, torch.rand(1, 3, 16, 16), lr=torch.rand(1, 3, 8, 8)).backward()
     assert sr.grad is not None
     assert all(p.grad is None for p in loss.parameters())
+
+
+def _random_conv_batch(near_hr: bool):
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 32, 32, generator=gen)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    neg = torch.nn.functional.interpolate(lr, size=(32, 32), mode="bicubic")
+    base = hr if near_hr else neg
+    sr = (base + 0.01 * torch.randn(hr.shape, generator=gen)).requires_grad_()
+    return sr, hr, lr
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_random_conv_warns_once_when_the_first_ratio_is_above_1(reduction):
+    import warnings
+
+    from contrastive_sr_losses import RandomConvContrastiveLoss
+
+    crit = RandomConvContrastiveLoss(reduction=reduction)
+    sr, hr, lr = _random_conv_batch(near_hr=False)
+    with pytest.warns(UserWarning, match=r"RandomConvContrastiveLoss: the first batch's ratio is .* > 1.*gradient_balance"):
+        crit(sr, hr, lr=lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crit(sr, hr, lr=lr)  # once per instance: the second call neither syncs nor warns
+
+
+def test_random_conv_does_not_warn_when_the_output_is_nearer_hr():
+    import warnings
+
+    from contrastive_sr_losses import RandomConvContrastiveLoss
+
+    sr, hr, lr = _random_conv_batch(near_hr=True)
+    crit = RandomConvContrastiveLoss(value_range=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = crit(sr, hr, lr=lr)
+        assert float(value.detach()) < 1.0
+        # and a first batch far from HR later on does not warn either: only the first call checks
+        far, _, _ = _random_conv_batch(near_hr=False)
+        crit(far, hr, lr=lr)
+
+
+def test_random_conv_first_batch_check_waits_for_training_mode():
+    import warnings
+
+    from contrastive_sr_losses import RandomConvContrastiveLoss
+
+    sr, hr, lr = _random_conv_batch(near_hr=False)
+    crit = RandomConvContrastiveLoss().eval()  # a dry run / validation: no check, no sync
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crit(sr, hr, lr=lr)
+    with pytest.warns(UserWarning, match="RandomConvContrastiveLoss: the first batch"):
+        crit.train()(sr, hr, lr=lr)

@@ -96,7 +96,7 @@ def _args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
 
 
 def _ckpt(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _all_finite(state: dict) -> bool:

@@ -3,7 +3,7 @@
 On the CPU ``'auto'`` never picks the (interpreted) kernels, so these tests make the eligibility
 predicate ``kernels.triton_eligible`` answer True: ``'auto'`` then runs the self-check and the
 kernels in Triton's interpreter on CPU tensors, exactly the code path a CUDA tensor takes. With CUDA
-and compiled kernels the same tests run on the GPU (``python -m contrastive_sr_losses.check``). Failures
+and compiled kernels the same tests run on the GPU (``python benchmarks/gpu_check.py``). Failures
 are simulated by replacing the kernels' entry points (``_launch_forward``, the launch inside the
 forward custom op, or the two functions the check calls) with ones that raise or return perturbed
 values. Every expected value comes from the ``'reference'`` backend in float64.

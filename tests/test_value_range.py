@@ -116,3 +116,9 @@ def test_meta_tensors_skip_the_guard():
     loss = PixelContrastiveLoss(backend="torch")
     assert loss(sr, sr).device.type == "meta"
     assert not getattr(loss, "_value_range_checked", False)  # checked on the first call with data
+
+
+def test_non_finite_maxima_are_not_read_as_a_range():
+    sr, hr = _images()
+    sr[0, 0, 0, 0] = float("inf")
+    assert _range_warnings(lambda: PixelContrastiveLoss()(sr, hr)) == []

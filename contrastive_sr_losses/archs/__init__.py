@@ -116,7 +116,7 @@ def create_model(name: str, scale: int = 4, *, weights: Weights | None = None, *
     Raises:
         ValueError: for an unknown ``name`` (the message lists the known ones), an unsupported
             ``scale``, or ``weights`` that do not fit (missing / unexpected keys, other shapes).
-            TypeError: for a keyword the network does not take.
+            TypeError: for a keyword the network does not take, or a ``name`` that is not a str.
 
     Example:
         >>> model = create_model("edsr_baseline", scale=2, n_resblocks=2, n_feats=16)
@@ -124,6 +124,8 @@ def create_model(name: str, scale: int = 4, *, weights: Weights | None = None, *
         >>> copy.weights_info.layout
         'ours'
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name (str), one of {', '.join(_REGISTRY)}; got {type(name).__name__} {name!r}")
     if name not in _REGISTRY:
         known = ", ".join(repr(n) for n in _REGISTRY)
         raise ValueError(f"unknown model name {name!r}; known models: {known}")

@@ -11,6 +11,8 @@ Conventions of every network of :mod:`contrastive_sr_losses.archs`:
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -87,9 +89,13 @@ class MeanShift(nn.Module):
 
     def __init__(self, mean: Sequence[float] = DIV2K_RGB_MEAN, img_range: float = 255.0) -> None:
         super().__init__()
+        if isinstance(mean, (str, bytes)) or not isinstance(mean, (Sequence, Tensor)) or any(
+            isinstance(v, bool) or not isinstance(v, (numbers.Real, Tensor)) for v in mean
+        ):
+            raise TypeError(f"rgb_mean must be a sequence of 3 numbers (R, G, B), got {type(mean).__name__} {mean!r}")
         values = [float(v) for v in mean]
-        if len(values) != 3:
-            raise ValueError(f"rgb_mean must hold 3 values (R, G, B), got {len(values)}: {tuple(values)}")
+        if len(values) != 3 or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"rgb_mean must hold 3 values (R, G, B), finite, got {len(values)}: {tuple(values)}")
         self.img_range = check_positive_float(img_range, "img_range")
         self.register_buffer("mean", torch.tensor(values, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 

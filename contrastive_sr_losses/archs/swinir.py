@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_positive_int
+from .._validation import check_positive_float, check_positive_int
 from .common import DIV2K_RGB_MEAN, MeanShift, PixelShuffleDirect, check_lr_image, check_scale, conv3x3
 
 __all__ = ["SwinIR", "WindowAttention", "SwinLayer", "RSTB", "swinir_light", "shifted_window_mask"]
@@ -231,6 +231,9 @@ class SwinIR(nn.Module):
         self.window = check_positive_int(window, "window", minimum=2)
         if len(depths) != len(heads) or not depths:
             raise ValueError(f"depths and heads must be non-empty and of one length, got {depths} and {heads}")
+        check_positive_float(mlp_ratio, "mlp_ratio")
+        if int(embed_dim * mlp_ratio) < 1:
+            raise ValueError(f"mlp_ratio must leave an MLP of >= 1 unit (embed_dim {embed_dim} x mlp_ratio), got {mlp_ratio}")
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.mean_shift = MeanShift(rgb_mean, img_range)

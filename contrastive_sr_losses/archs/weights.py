@@ -50,6 +50,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .._io import load_tensors_file
 from .edsr import EDSR
 from .rcan import RCAN
 from .swinir import SwinIR, shifted_window_mask
@@ -98,10 +99,7 @@ def read_state_dict(weights: Weights) -> tuple[dict[str, Tensor], str | None]:
         (['head.weight'], 'params')
     """
     if isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights: no such file {str(path)!r}")
-        weights = torch.load(path, map_location="cpu", weights_only=True)
+        weights = load_tensors_file(weights, "weights")  # weights_only=True; a crafted pickle is refused
     if not isinstance(weights, Mapping):
         raise TypeError(f"weights must be a path or a state dict (mapping), got {type(weights).__name__}")
     key = None

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_image, check_positive_int, check_value_range
+from .._validation import check_bool, check_image, check_positive_int, check_seed, check_value_range
 
 __all__ = ["RandomConvFeatures", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -72,8 +72,8 @@ class RandomConvFeatures(nn.Module):
         super().__init__()
         check_positive_int(in_channels, "in_channels")
         check_positive_int(channels, "channels")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+        check_seed(seed)
+        check_bool(normalize, "normalize")
         if normalize and in_channels != 3:
             raise ValueError(f"normalize=True uses ImageNet RGB statistics and needs in_channels=3, got {in_channels}")
         value_range = check_value_range(value_range)
@@ -95,7 +95,10 @@ class RandomConvFeatures(nn.Module):
         dtype = x.dtype
         if self.normalize:
             x = (x - self.mean.to(dtype)) / self.std.to(dtype)
-        f1 = torch.tanh(F.conv2d(x, self.weight1.to(dtype), self.bias1.to(dtype), padding=1))
+        pre = F.conv2d(x, self.weight1.to(dtype), self.bias1.to(dtype), padding=1)
+        # tanh maps +-Inf to +-1: add pre - pre (0, or NaN where pre is not finite, exactly; no gradient)
+        # so that a NaN / Inf pixel gives NaN features around it, not finite ones
+        f1 = torch.tanh(pre) + (pre - pre)
         f2 = F.conv2d(f1, self.weight2.to(dtype), self.bias2.to(dtype), padding=1)
         return [f1, f2]
 

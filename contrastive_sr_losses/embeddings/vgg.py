@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .._io import load_tensors_file
 from .._validation import check_image, check_value_range
 from .random_conv import IMAGENET_MEAN, IMAGENET_STD
 
@@ -115,7 +116,9 @@ class VGG19Features(nn.Module):
             path = Path(weights)
             if not path.is_file():
                 raise FileNotFoundError(f"weights file {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors_file(path, "VGG19 weights")  # weights_only=True; truncated: one-line ValueError
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__}); torchvision's VGG19 file expected")
         ours = {k: v for k, v in state.items() if k.startswith("features.") and k in self.state_dict()}
         missing = [k for k in self.state_dict() if k.startswith("features.") and k not in ours]
         if missing:

@@ -13,6 +13,8 @@ overwrites that very tensor, so the features they compare are the activations' o
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch.nn as nn
@@ -93,6 +95,10 @@ class WaveletDiscriminator(nn.Module):
                 f"strides must give a stride of 1 or 2 for each of the {len(channels)} blocks, got {strides}"
             )
         self.pool_size = check_positive_int(pool_size, "pool_size")
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+            raise TypeError(f"negative_slope must be a number (LeakyReLU's slope), got {type(negative_slope).__name__} {negative_slope!r}")
+        if not math.isfinite(negative_slope):
+            raise ValueError(f"negative_slope must be a finite number (LeakyReLU's slope), got {negative_slope!r}")
         self.dwt = DWT2(wavelet, wavelet_mode, high_only=True)
         blocks = []
         c_in = 3 * self.in_channels
@@ -139,6 +145,8 @@ class WaveletDiscriminator(nn.Module):
         last = self.num_blocks - 1 if return_logits else max(wanted)
         found: dict[int, Tensor] = {}
         h = self.dwt(x)
+        if self.training:
+            self._check_batchnorm_sizes(x, h, last)
         for i, block in enumerate(self.blocks):
             if i > last:
                 break
@@ -150,6 +158,20 @@ class WaveletDiscriminator(nn.Module):
             return features
         logits = self.head(h)
         return logits if layers is None else (logits, features)
+
+    def _check_batchnorm_sizes(self, x: Tensor, h: Tensor, last: int) -> None:
+        """Before any block runs (and updates BatchNorm statistics): in training mode every block's
+        BatchNorm needs more than one value per channel (batch x height x width > 1)."""
+        n, rows, cols = h.shape[0], h.shape[-2], h.shape[-1]
+        for i, block in enumerate(self.blocks[: last + 1]):
+            stride = block[0].stride
+            rows, cols = math.ceil(rows / stride[0]), math.ceil(cols / stride[1])  # 3x3, padding 1
+            if n * rows * cols == 1:
+                raise ValueError(
+                    f"input of shape {tuple(x.shape)}: block {i} of the discriminator would see 1 value per channel, "
+                    "which its BatchNorm cannot normalise in training mode; use a batch of >= 2 images or larger "
+                    "ones (or eval mode)"
+                )
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, blocks={self.num_blocks}, pool_size={self.pool_size}"

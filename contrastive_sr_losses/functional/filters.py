@@ -134,6 +134,11 @@ def _blur_size(x: Tensor, sigma: float, kernel_size: int | None, padding_mode: s
             f"reflect padding of {pad} pixels (kernel_size {size} for sigma {sigma:g}) needs H and W > {pad}, "
             f"got an image of {h}x{w}: use a smaller sigma / kernel_size or a larger image"
         )
+    if padding_mode == "circular" and (pad > h or pad > w):  # torch wraps around at most once
+        raise ValueError(
+            f"circular padding of {pad} pixels (kernel_size {size} for sigma {sigma:g}) needs H and W >= {pad}, "
+            f"got an image of {h}x{w}: use a smaller sigma / kernel_size or a larger image"
+        )
     return size
 
 

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_image
+from .._validation import check_image, check_int_pair
 
 __all__ = [
     "DWT_MODES",
@@ -232,7 +232,7 @@ def idwt2(
     bank = synthesis_filter_bank(wavelet, dtype=ll.dtype, device=ll.device)
     f = bank.shape[-1]
     if size is not None:
-        size = (int(size[0]), int(size[1]))
+        size = check_int_pair(size, "size")
         h, w = ll.shape[-2:]
         if not (0 < size[0] <= 2 * h - f + 2 and 0 < size[1] <= 2 * w - f + 2):
             raise ValueError(

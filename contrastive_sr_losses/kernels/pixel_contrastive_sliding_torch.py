@@ -28,10 +28,9 @@ from torch import Tensor
 
 from .._validation import compute_dtype
 from ..functional.regions import fold_windows, unfold_windows, window_extent, window_mask, window_slab
-from ._autograd import new_grads, new_maps, register_map_ops
-from .pixel_contrastive_torch import default_chunk_size
+from ._autograd import default_chunk_size, new_grads, new_maps, register_map_ops
 
-__all__ = ["pixel_contrastive_sliding_map_torch", "sliding_anchors"]
+__all__ = ["pixel_contrastive_sliding_map_torch", "sliding_anchors", "sliding_forward", "sliding_backward"]
 
 
 def _pieces(n: int, h: int, w: int, anchors: int) -> Iterator[tuple[int, int, int, int]]:
@@ -153,6 +152,27 @@ def sliding_anchors(region: int, chunk_size: int | None) -> int:
     return (chunk_size or default_chunk_size(region)) * region * region
 
 
+def sliding_forward(
+    sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_size: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """``(loss map, log-sum-exp map)``, both ``(N, 1, H, W)``, of the sliding-mode custom op.
+
+    The pair :func:`sliding_backward` takes; inputs are assumed validated. Differentiable when
+    called with inputs that require a gradient (the op's autograd formula).
+    """
+    return _sliding_fwd(sr, hr, region, float(temperature), sliding_anchors(region, chunk_size))
+
+
+def sliding_backward(
+    grad: Tensor, sr: Tensor, hr: Tensor, lse: Tensor, region: int, temperature: float, chunk_size: int | None,
+    need_sr: bool, need_hr: bool,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """``(grad sr, grad hr)`` of ``sum(grad * loss map)`` from the sliding-mode backward op, with ``lse``
+    from :func:`sliding_forward` (a gradient not asked for comes back empty)."""
+    anchors = sliding_anchors(region, chunk_size)
+    return _sliding_bwd(grad, sr, hr, lse, region, float(temperature), anchors, need_sr, need_hr)
+
+
 def pixel_contrastive_sliding_map_torch(
     sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_size: int | None = None
 ) -> Tensor:
@@ -163,5 +183,5 @@ def pixel_contrastive_sliding_map_torch(
     ``chunk_size`` blocks). Inputs are assumed validated; the map is float64 when an input is
     float64 and float32 otherwise.
     """
-    loss, _ = _sliding_fwd(sr, hr, region, float(temperature), sliding_anchors(region, chunk_size))
+    loss, _ = sliding_forward(sr, hr, region, temperature, chunk_size)
     return loss

@@ -19,6 +19,10 @@ and, in the backward, one sign-weighted sum per channel.
 The two passes are registered as ``torch.library`` custom ops with an autograd formula, so
 ``torch.compile`` treats them as single opaque nodes (no graph breaks) and the fake (meta)
 implementations give it the output shapes.
+
+This module is also the ``'torch'`` backend's entry in both modes (the sliding-mode ops are in
+:mod:`.pixel_contrastive_sliding_torch`): :func:`torch_map` for the loss, and the
+:func:`torch_forward` / :func:`torch_backward` pair that ``backend='auto'`` and its self-check call.
 """
 
 from __future__ import annotations
@@ -30,20 +34,10 @@ from torch import Tensor
 
 from .._validation import compute_dtype
 from ..functional.regions import Tile, from_blocks, region_tiles, to_blocks
-from ._autograd import new_grads, new_maps, register_map_ops
+from ._autograd import default_chunk_size, new_grads, new_maps, register_map_ops
+from .pixel_contrastive_sliding_torch import sliding_backward, sliding_forward
 
-__all__ = ["pixel_contrastive_map_torch", "default_chunk_size"]
-
-# Target number of elements of one (chunk, S, S) work tensor: 2**20 floats = 4 MiB in float32.
-# Measured on 2 CPU cores (16x3x144x144, region 8): 256..1024 blocks per chunk run at the same speed,
-# the whole batch at once is about 2x slower (out of cache) and needs ~S*S/C times the input's memory.
-_CHUNK_ELEMENTS = 1 << 20
-
-
-def default_chunk_size(region: int) -> int:
-    """Blocks per chunk for a square region: keeps one ``(chunk, S, S)`` tensor near 4 MiB in float32."""
-    s = region * region
-    return max(1, _CHUNK_ELEMENTS // (s * s))
+__all__ = ["torch_map", "torch_forward", "torch_backward", "pixel_contrastive_map_torch", "default_chunk_size"]
 
 
 def _chunks(tile: Tile, n: int, chunk_size: int) -> Iterator[tuple[int, int, int, int]]:
@@ -156,15 +150,52 @@ def _grid_bwd(
 register_map_ops(_grid_fwd, _grid_bwd)
 
 
+# ----------------------------------------------------------------------------------------------
+# the 'torch' backend, both modes
+# ----------------------------------------------------------------------------------------------
+def torch_forward(
+    sr: Tensor, hr: Tensor, region: int, temperature: float, sliding: bool, chunk_size: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """``(loss map, log-sum-exp map)``, both ``(N, 1, H, W)``, of the ``'torch'`` backend's forward op.
+
+    ``sliding`` picks the mode; ``chunk_size`` counts blocks (``None``: :func:`default_chunk_size`).
+    Inputs are assumed validated. The twin of
+    :func:`~contrastive_sr_losses.kernels.pixel_contrastive_triton.pixel_contrastive_triton_forward`:
+    both save the same log-sum-exp map, so either backward fits either forward.
+    """
+    if sliding:
+        return sliding_forward(sr, hr, region, temperature, chunk_size)
+    return _grid_fwd(sr, hr, region, float(temperature), chunk_size or default_chunk_size(region))
+
+
+def torch_backward(
+    grad: Tensor, sr: Tensor, hr: Tensor, lse: Tensor, region: int, temperature: float, sliding: bool,
+    chunk_size: int | None, need_sr: bool, need_hr: bool,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """``(grad sr, grad hr)`` of ``sum(grad * loss map)`` with ``lse`` from :func:`torch_forward`
+    (a gradient not asked for comes back empty)."""
+    if sliding:
+        return sliding_backward(grad, sr, hr, lse, region, temperature, chunk_size, need_sr, need_hr)
+    chunk = chunk_size or default_chunk_size(region)
+    return _grid_bwd(grad, sr, hr, lse, region, float(temperature), chunk, need_sr, need_hr)
+
+
+def torch_map(
+    sr: Tensor, hr: Tensor, region: int, temperature: float, mode: str = "grid", chunk_size: int | None = None
+) -> Tensor:
+    """Per-anchor loss map ``(N, 1, H, W)`` of the ``'torch'`` backend in ``mode`` (``'grid'`` or
+    ``'sliding'``), differentiable, memory-bounded, any device.
+
+    Inputs are assumed validated (see :func:`contrastive_sr_losses.pixel_contrastive_loss`). The map
+    is float64 when an input is float64 and float32 otherwise; it does not depend on ``chunk_size``.
+    """
+    loss, _ = torch_forward(sr, hr, region, temperature, mode == "sliding", chunk_size)
+    return loss
+
+
 def pixel_contrastive_map_torch(
     sr: Tensor, hr: Tensor, region: int, temperature: float, chunk_size: int | None = None
 ) -> Tensor:
-    """Per-anchor loss map ``(N, 1, H, W)`` of the grid-mode pixel contrastive loss, memory-bounded.
-
-    Inputs are assumed validated (see :func:`contrastive_sr_losses.pixel_contrastive_loss`). The map
-    is float64 when an input is float64 and float32 otherwise.
-    """
-    if chunk_size is None:
-        chunk_size = default_chunk_size(region)
-    loss, _ = _grid_fwd(sr, hr, region, float(temperature), chunk_size)
-    return loss
+    """Per-anchor loss map ``(N, 1, H, W)`` of the grid-mode pixel contrastive loss, memory-bounded:
+    :func:`torch_map` in grid mode."""
+    return torch_map(sr, hr, region, temperature, "grid", chunk_size)

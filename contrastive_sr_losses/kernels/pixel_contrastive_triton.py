@@ -446,8 +446,8 @@ def pixel_contrastive_triton_forward(
 ) -> tuple[Tensor, Tensor]:
     """``(loss map, log-sum-exp map)`` from the forward kernel with the default block sizes, no autograd.
 
-    With :func:`pixel_contrastive_triton_backward`, the two launches the ``'auto'`` backend and its
-    self-check (:mod:`.selfcheck`) run; inputs are assumed validated.
+    With :func:`pixel_contrastive_triton_backward`, the two launches the ``'auto'`` op (:mod:`.auto`)
+    and its self-check (:mod:`.selfcheck`) run; inputs are assumed validated.
     """
     return _triton_fwd(sr, hr, region, temperature, sliding, *triton_block_sizes(region, sr.shape[1]))
 

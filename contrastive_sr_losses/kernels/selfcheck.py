@@ -1,4 +1,4 @@
-"""``backend='auto'`` on CUDA: the Triton kernels, used only after they pass a self-check on first use.
+"""``backend='auto'``'s verdicts: the Triton kernels are used only after they pass a self-check on first use.
 
 The kernels are tested in Triton's CPU interpreter and compiled offline, but a real launch can still
 fail (shared memory or registers, a Triton / driver mismatch) or compute something wrong that the
@@ -11,11 +11,14 @@ exception or a mismatch that configuration uses the ``'torch'`` backend (the sam
 one :class:`TritonSelfCheckWarning` says what failed and how to report it. A launch that raises
 later, on an input the check did not cover, switches its configuration to ``'torch'`` the same way.
 
-The choice happens inside a custom op (:func:`pixel_contrastive_auto_map`), at run time: under
-``torch.compile`` the graph holds that one opaque op, so the check never runs while tracing and
-needs no graph break. Only the first call per configuration synchronises the device (the comparison
-reads values); later calls look the verdict up in a dict. A configuration first met while a CUDA
-graph is being captured uses ``'torch'`` without a check (a check would synchronise).
+This module holds the verdict cache and the comparison; :func:`use_triton` is the choice the
+``'auto'`` custom op (:mod:`.auto`) asks for on every call, at run time: under ``torch.compile`` the
+graph holds that one opaque op, so the check never runs while tracing and needs no graph break.
+Only the first call per configuration synchronises the device (the comparison reads values); later
+calls look the verdict up in a dict. A configuration first met while a CUDA graph is being captured
+uses ``'torch'`` without a check (a check would synchronise). Both backends are reached through
+their public entry points (:func:`~.pixel_contrastive_torch.torch_forward` / ``torch_backward`` and
+the Triton module's ``pixel_contrastive_triton_forward`` / ``_backward``).
 
 ``backend='triton'`` is not checked (errors raise). ``CSR_TRITON_SELFCHECK=0`` in the environment
 turns the check off: ``'auto'`` then runs the kernels directly and their errors raise, as with
@@ -40,9 +43,7 @@ import torch
 from torch import Tensor
 
 from .._validation import compute_dtype
-from ._autograd import register_map_ops
-from .pixel_contrastive_sliding_torch import _sliding_bwd, _sliding_fwd, sliding_anchors
-from .pixel_contrastive_torch import _grid_bwd, _grid_fwd, default_chunk_size
+from .pixel_contrastive_torch import torch_backward, torch_forward
 
 __all__ = [
     "SELFCHECK_ENV",
@@ -54,10 +55,12 @@ __all__ = [
     "clear_triton_selfcheck",
     "mismatch",
     "pixel_contrastive_auto_map",
+    "record_launch_failure",
     "run_triton_selfcheck",
     "selfcheck_enabled",
     "selfcheck_key",
     "triton_selfcheck_verdicts",
+    "use_triton",
 ]
 
 #: Environment variable: ``0`` (or ``false`` / ``no`` / ``off``) skips the self-check, ``1`` (default) runs it.
@@ -141,31 +144,10 @@ def selfcheck_key(sr: Tensor, hr: Tensor, region: int, mode: str) -> SelfCheckKe
     return SelfCheckKey(str(sr.device), dtypes, mode, region, sr.shape[1], f"{_layout(sr)}/{_layout(hr)}")
 
 
-# ----------------------------------------------------------------------------------------------
-# the two backends, without autograd
-# ----------------------------------------------------------------------------------------------
 def _triton() -> ModuleType:  # imported when used: the package imports this module also without triton
     from . import pixel_contrastive_triton
 
     return pixel_contrastive_triton
-
-
-def _torch_forward(
-    sr: Tensor, hr: Tensor, region: int, temperature: float, sliding: bool, chunk_size: int
-) -> tuple[Tensor, Tensor]:
-    if sliding:
-        return _sliding_fwd(sr, hr, region, temperature, sliding_anchors(region, chunk_size))
-    return _grid_fwd(sr, hr, region, temperature, chunk_size)
-
-
-def _torch_backward(
-    grad: Tensor, sr: Tensor, hr: Tensor, lse: Tensor, region: int, temperature: float, sliding: bool,
-    chunk_size: int, need_sr: bool, need_hr: bool,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
-    if sliding:
-        anchors = sliding_anchors(region, chunk_size)
-        return _sliding_bwd(grad, sr, hr, lse, region, temperature, anchors, need_sr, need_hr)
-    return _grid_bwd(grad, sr, hr, lse, region, temperature, chunk_size, need_sr, need_hr)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,10 +204,9 @@ def run_triton_selfcheck(sr: Tensor, hr: Tensor, region: int, temperature: float
     a, b = sr.detach()[index], hr.detach()[index]
     m, _, ph, pw = a.shape
     grad = torch.linspace(0.5, 1.5, m * ph * pw, dtype=compute_dtype(a, b), device=a.device).view(m, 1, ph, pw)
-    chunk = default_chunk_size(region)
-    loss, lse = _torch_forward(a, b, region, temperature, sliding, chunk)
-    expected = {"loss": loss, **dict(zip(("grad sr", "grad hr"), _torch_backward(
-        grad, a, b, lse, region, temperature, sliding, chunk, True, True)))}  # fmt: skip
+    loss, lse = torch_forward(a, b, region, temperature, sliding)
+    expected = {"loss": loss, **dict(zip(("grad sr", "grad hr"), torch_backward(
+        grad, a, b, lse, region, temperature, sliding, None, True, True)))}  # fmt: skip
     if not all(bool(torch.isfinite(t).all()) for t in expected.values()):
         return None
     tk = _triton()
@@ -257,73 +238,37 @@ def _record(key: SelfCheckKey, verdict: SelfCheckVerdict) -> None:
         )
 
 
-def _choose(
-    sr: Tensor, hr: Tensor, region: int, temperature: float, sliding: bool
-) -> tuple[bool, SelfCheckKey | None]:
-    """(run the kernels, the key a later failure is recorded under; None: the check is off, errors raise)."""
+def use_triton(sr: Tensor, hr: Tensor, region: int, temperature: float, mode: str) -> tuple[bool, SelfCheckKey | None]:
+    """Whether ``'auto'`` runs the kernels on these (validated) inputs, checking them on first use per
+    configuration, and the key a later launch failure is recorded under (None: the check is off, a
+    failure raises). Synchronises the device only when it runs the check.
+    """
     if not selfcheck_enabled():
         return True, None
-    key = selfcheck_key(sr, hr, region, "sliding" if sliding else "grid")
+    key = selfcheck_key(sr, hr, region, mode)
     verdict = _VERDICTS.get(key)
     if verdict is None:
         if sr.is_cuda and torch.cuda.is_current_stream_capturing():
             return False, key  # a check would synchronise: 'torch' for this capture, checked on an eager call
-        verdict = run_triton_selfcheck(sr, hr, region, temperature, "sliding" if sliding else "grid")
+        verdict = run_triton_selfcheck(sr, hr, region, temperature, mode)
         if verdict is None:
             return False, key  # non-finite input: 'torch' this time, checked again on the next call
         _record(key, verdict)
     return verdict.uses_triton, key
 
 
-def _failed_later(key: SelfCheckKey, error: Exception) -> None:
+def record_launch_failure(key: SelfCheckKey, error: Exception) -> None:
+    """A launch of the kernels raised after the check: ``key`` uses ``'torch'`` from now on, with one
+    warning; an out-of-memory error is the input's size, not the kernels', and is raised again."""
     if isinstance(error, torch.cuda.OutOfMemoryError):
-        raise error  # the input's size, not the kernels: the torch backend would not do better
+        raise error  # the torch backend would not do better
     _record(key, SelfCheckVerdict(False, f"a launch after the check raised {_describe(error)}"))
 
 
-@torch.library.custom_op("contrastive_sr_losses::pixel_contrastive_auto_fwd", mutates_args=())
-def _auto_fwd(
-    sr: Tensor, hr: Tensor, region: int, temperature: float, sliding: bool, chunk_size: int
-) -> tuple[Tensor, Tensor]:
-    use_triton, key = _choose(sr, hr, region, temperature, sliding)
-    if use_triton:
-        try:
-            return _triton().pixel_contrastive_triton_forward(sr, hr, region, temperature, sliding)
-        except Exception as error:
-            if key is None:
-                raise
-            _failed_later(key, error)
-    return _torch_forward(sr, hr, region, temperature, sliding, chunk_size)
+def __getattr__(name: str) -> object:
+    # The 'auto' op moved to .auto (which imports this module); its old name here still works.
+    if name == "pixel_contrastive_auto_map":
+        from .auto import auto_map
 
-
-@torch.library.custom_op("contrastive_sr_losses::pixel_contrastive_auto_bwd", mutates_args=())
-def _auto_bwd(
-    grad: Tensor, sr: Tensor, hr: Tensor, lse: Tensor, region: int, temperature: float, sliding: bool,
-    chunk_size: int, need_sr: bool, need_hr: bool,
-) -> tuple[Tensor, Tensor]:  # fmt: skip
-    # Both backends save the same log-sum-exp map, so either backward fits either forward.
-    use_triton, key = _choose(sr, hr, region, temperature, sliding)
-    if use_triton:
-        try:
-            return _triton().pixel_contrastive_triton_backward(
-                grad, sr, hr, lse, region, temperature, sliding, need_sr, need_hr
-            )
-        except Exception as error:
-            if key is None:
-                raise
-            _failed_later(key, error)
-    return _torch_backward(grad, sr, hr, lse, region, temperature, sliding, chunk_size, need_sr, need_hr)
-
-
-register_map_ops(_auto_fwd, _auto_bwd)
-
-
-def pixel_contrastive_auto_map(
-    sr: Tensor, hr: Tensor, region: int, temperature: float, mode: str, chunk_size: int | None
-) -> Tensor:
-    """Loss map ``(N, 1, H, W)`` of ``backend='auto'`` for inputs the kernels could run on: the Triton
-    kernels if they pass (or passed) the self-check for this configuration, the ``'torch'`` backend
-    otherwise. Inputs are assumed validated; ``chunk_size`` is the ``'torch'`` backend's."""
-    chunk = chunk_size or default_chunk_size(region)
-    loss, _ = _auto_fwd(sr, hr, region, float(temperature), mode == "sliding", chunk)
-    return loss
+        return auto_map
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,7 @@ it is offered, and tested against a re-implementation of the released code):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from .._range import check_value_range_once
 from .._nn import training_mode
 from .._validation import (
     autocast_disabled,
+    check_betas,
     check_choice,
     check_eps,
     check_image_pair,
@@ -338,7 +340,9 @@ class FrequencyContrastiveLoss(nn.Module):
         >>> criterion = FrequencyContrastiveLoss(WaveletDiscriminator().requires_grad_(False))  # frozen E_D
         >>> sr = torch.rand(2, 3, 32, 32, requires_grad=True)
         >>> hr = torch.rand(2, 3, 32, 32)
-        >>> loss = torch.nn.functional.l1_loss(sr, hr) + 1.0 * criterion(sr, hr)  # eq 11, alpha = 1
+        >>> # eq 11 with alpha 0.01, not the paper's 1: in the library's loss study alpha 1 lost 1 to 10 dB
+        >>> # PSNR-Y against L1 alone (README, "PCL"); check the term's size with gradient_balance
+        >>> loss = torch.nn.functional.l1_loss(sr, hr) + 0.01 * criterion(sr, hr)
         >>> loss.backward()
         >>> sr.grad.abs().sum() > 0
         tensor(True)
@@ -501,13 +505,14 @@ class PCLTrainer:
         pcl = PCLTrainer(FrequencyContrastiveLoss(WaveletDiscriminator()).to(device))
         for lr_img, hr in loader:
             sr = model(lr_img)
-            loss = F.l1_loss(sr, hr) + 1.0 * pcl(sr, hr)   # eq 11, alpha = 1 (authors' scripts: 3 to 5)
+            loss = F.l1_loss(sr, hr) + 0.01 * pcl(sr, hr)  # eq 11 at alpha 0.01 (the paper's 1 lost 1-10 dB)
             optimizer.zero_grad(); loss.backward(); optimizer.step()
 
     Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation
     data. Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and
-    its backward runs outside it; for float16 on CUDA give the trainer its own ``grad_scaler`` (not the
-    generator's). Call ``backward`` on the returned loss before the next trainer call: the next
+    its backward runs outside it. Under float16 autocast the step needs loss scaling: give the trainer
+    its own ``grad_scaler`` (not the generator's) to keep it in float16; without one (the framework
+    adapters, whose frameworks have no scaler to hand over) the step runs in float32, autocast off. Call ``backward`` on the returned loss before the next trainer call: the next
     discriminator step changes the parameters the returned loss was computed with. The training-mode
     BatchNorm of the step needs more than one value per channel in the last block: a batch of 2, or
     one image of at least 33x33 pixels with the default discriminator.
@@ -523,7 +528,8 @@ class PCLTrainer:
             module, which keeps it on its optimizer): their discriminator runs at the generator's
             *initial* learning rate throughout. Pass the generator's ``lr`` for that form.
         optimizer: an optimizer over the discriminator's parameters, to use instead of the default.
-        grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step (float16 autocast).
+        grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step under float16 autocast
+            (``None``: that step runs in float32 instead).
         scheduler: ``None`` (default: a constant learning rate) or a function building a learning-rate
             scheduler over the trainer's optimizer, e.g. ``lambda opt: StepLR(opt, 200_000, 0.5)`` to
             follow the generator's schedule; stepped after every discriminator step (per iteration, as
@@ -588,7 +594,7 @@ class PCLTrainer:
             optimizer = torch.optim.Adam(
                 self.discriminator.parameters(),
                 lr=check_positive_float(lr, "lr"),
-                betas=betas,
+                betas=check_betas(betas),
                 eps=check_eps(eps),
             )
         elif not isinstance(optimizer, torch.optim.Optimizer):
@@ -626,19 +632,17 @@ class PCLTrainer:
         check_image_pair(sr, hr)
         kind = sr.device.type
         float16_autocast = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
-        if self.grad_scaler is None and float16_autocast:
-            raise ValueError(
-                "PCLTrainer under float16 autocast needs grad_scaler=torch.amp.GradScaler(...) (its own, not "
-                "the generator's): without one the discriminator's float16 gradients underflow and it silently "
-                "stops learning"
-            )
+        # float16 without a GradScaler would underflow the discriminator's gradients (it would silently
+        # stop learning): then its step runs in float32, autocast off (BasicSR, traiNNer-redux and neosr
+        # call the loss under the generator's autocast and have no scaler to give it)
+        full_precision = float16_autocast and self.grad_scaler is None
         disc = self.discriminator
         dtype = module_dtype(disc, compute_dtype(sr, hr))
         saved_buffers = [b.detach().clone() for b in disc.buffers()]  # BatchNorm statistics, small
         reals, fakes = hr.detach(), sr.detach()
         if self.augment_discriminator:
             reals, fakes = self._augmented(fakes, reals, generator)
-        with torch.enable_grad(), training_mode(disc, True):
+        with torch.enable_grad(), training_mode(disc, True), (autocast_disabled(kind) if full_precision else contextlib.nullcontext()):
             real = disc(self.criterion.to_unit_range(reals.to(dtype)))
             fake = disc(self.criterion.to_unit_range(fakes.to(dtype)))
             loss = contrastive_discriminator_loss(real, fake, form=self.discriminator_form)
@@ -694,11 +698,32 @@ class PCLTrainer:
         """Restore what :meth:`state_dict` saved (the discriminator first, so the optimizer state
         lands on its parameters' device). The optimizer state is copied: ``torch.optim`` would
         otherwise share its tensors with the trainer the state came from."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from PCLTrainer.state_dict(), got {type(state).__name__}")
         missing = {"discriminator", "optimizer", "steps"} - set(state)
         if missing:
             raise KeyError(f"state is missing {sorted(missing)}: not a PCLTrainer.state_dict()")
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        own = self.discriminator.state_dict()
+        theirs = state["discriminator"]
+        if not isinstance(theirs, dict):
+            raise TypeError(f"state['discriminator'] must be a state dict, got {type(theirs).__name__}")
+        wrong = [k for k in own if k not in theirs or getattr(theirs[k], "shape", None) != own[k].shape]
+        extra = [k for k in theirs if k not in own]
+        if wrong or extra:
+            k = (wrong or extra)[0]
+            got = tuple(theirs[k].shape) if k in theirs and hasattr(theirs[k], "shape") else "absent"
+            want = tuple(own[k].shape) if k in own else "absent"
+            raise ValueError(
+                f"state['discriminator'] is another discriminator's: {k} is {got} there, {want} here "
+                f"({len(wrong) + len(extra)} tensor(s) differ); build the trainer with the same channels / strides"
+            )
+        saved = {k: v.detach().clone() for k, v in own.items()}
+        self.discriminator.load_state_dict(theirs)
+        try:
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        except (ValueError, KeyError, TypeError) as err:
+            self.discriminator.load_state_dict(saved)  # all or nothing
+            raise ValueError(f"state['optimizer'] does not fit this trainer's optimizer: {err}") from None
         self.steps = int(state["steps"])
         self.skipped_steps = int(state.get("skipped_steps", 0))  # absent in states saved before it existed
         if self.grad_scaler is not None and "grad_scaler" in state:

@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .. import kernels
 from .._range import check_value_range_once
 from .._validation import (
     check_choice,
@@ -52,21 +53,23 @@ from .._validation import (
     compute_dtype,
 )
 from ..functional.regions import from_blocks, region_tiles, to_blocks, unfold_windows, window_mask, window_slab
-from ..kernels import (
-    PIXEL_CONTRASTIVE_BACKENDS,
-    PIXEL_CONTRASTIVE_MODES,
-    pixel_contrastive_fast_map,
-    select_pixel_contrastive_backend,
-)
 
 __all__ = [
     "PixelContrastiveLoss",
     "pixel_contrastive_loss",
     "pixel_contrastive_reference_map",
     "pixel_contrastive_sliding_reference_map",
+    "PIXEL_CONTRASTIVE_BACKENDS",
+    "PIXEL_CONTRASTIVE_MODES",
+    "select_pixel_contrastive_backend",
+    "pixel_contrastive_fast_map",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
+#: ``backend=``: the equation as written, or one of the fast paths of :mod:`contrastive_sr_losses.kernels`.
+PIXEL_CONTRASTIVE_BACKENDS: tuple[str, ...] = ("auto", "reference", "torch", "triton")
+#: ``mode=``: non-overlapping blocks (the paper) or a window centred on every anchor.
+PIXEL_CONTRASTIVE_MODES: tuple[str, ...] = ("grid", "sliding")
 
 
 def pixel_contrastive_reference_map(sr: Tensor, hr: Tensor, region: int = 8, temperature: float = 1.0) -> Tensor:
@@ -134,6 +137,43 @@ def _reduce(loss_map: Tensor, region: int, reduction: str, mode: str) -> Tensor:
     for tile in region_tiles(h, w, region):
         total = total + loss_map[..., tile.y0 : tile.y1, tile.x0 : tile.x1].sum() / tile.block_size
     return total
+
+
+# ----------------------------------------------------------------------------------------------
+# the backend: chosen here, and only here
+# ----------------------------------------------------------------------------------------------
+def select_pixel_contrastive_backend(backend: str, sr: Tensor) -> str:
+    """Resolve ``'auto'`` for the given input (no device sync): ``'torch'`` when the Triton kernels are
+    not eligible (:func:`contrastive_sr_losses.kernels.triton_eligible`); ``'auto'`` stays ``'auto'``
+    when they are (the self-checked choice, made at run time by
+    :func:`contrastive_sr_losses.kernels.auto_map`). Other names are returned as they are.
+
+    Example:
+        >>> select_pixel_contrastive_backend("auto", torch.rand(1, 3, 8, 8))  # CPU: never the interpreter
+        'torch'
+    """
+    if backend != "auto":
+        return backend
+    return "auto" if kernels.triton_eligible(sr) else "torch"
+
+
+def pixel_contrastive_fast_map(
+    sr: Tensor, hr: Tensor, region: int, temperature: float, mode: str, backend: str, chunk_size: int | None
+) -> Tensor:
+    """Per-anchor loss map ``(N, 1, H, W)`` of ``backend`` in ``mode`` for validated inputs (``temperature``
+    on the images' own scale): the references of this module, or :func:`~contrastive_sr_losses.kernels.torch_map`,
+    :func:`~contrastive_sr_losses.kernels.triton_map` (strict: errors raise) or, for ``'auto'`` on inputs
+    the kernels are eligible for, :func:`~contrastive_sr_losses.kernels.auto_map` (self-checked kernels)."""
+    backend = select_pixel_contrastive_backend(backend, sr)
+    if backend == "reference" and mode == "sliding":
+        return pixel_contrastive_sliding_reference_map(sr, hr, region, temperature)
+    if backend == "reference":
+        return pixel_contrastive_reference_map(sr, hr, region, temperature)
+    if backend == "torch":
+        return kernels.torch_map(sr, hr, region, temperature, mode, chunk_size)
+    if backend == "triton":
+        return kernels.triton_map(sr, hr, region, temperature, mode)
+    return kernels.auto_map(sr, hr, region, temperature, mode, chunk_size)
 
 
 def _check_args(
@@ -237,14 +277,8 @@ def pixel_contrastive_loss(
     temperature, value_range = _check_args(
         sr, hr, region, mode, temperature, reduction, backend, chunk_size, value_range
     )
-    backend = select_pixel_contrastive_backend(backend, sr)
     t_raw = temperature * value_range  # d(x / v) / T = d(x) / (v T): no pass over the images
-    if backend == "reference" and mode == "sliding":
-        loss_map = pixel_contrastive_sliding_reference_map(sr, hr, region, t_raw)
-    elif backend == "reference":
-        loss_map = pixel_contrastive_reference_map(sr, hr, region, t_raw)
-    else:
-        loss_map = pixel_contrastive_fast_map(sr, hr, region, t_raw, mode, backend, chunk_size)
+    loss_map = pixel_contrastive_fast_map(sr, hr, region, t_raw, mode, backend, chunk_size)
     loss = _reduce(loss_map, region, reduction, mode)
     return loss * value_range if value_range != 1.0 else loss
 

@@ -11,6 +11,7 @@ the latest ``<iter>.state`` of the experiment's ``training_states`` folder (and 
 
 import os
 import sys
+from collections import Counter
 
 import torch
 
@@ -32,7 +33,8 @@ def load_resume_state_on_cpu(opt: dict) -> dict | None:
             path = opt["path"]["resume_state"] = os.path.join(folder, f"{latest:.0f}.state")
     if not path:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    with torch.serialization.safe_globals([Counter]):  # BasicSR's schedulers keep milestones in a Counter
+        state = torch.load(path, map_location="cpu", weights_only=True)
     basicsr.train.check_resume(opt, state["iter"])
     return state
 

@@ -39,6 +39,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contrastive_sr_losses.archs import create_model, export_state_dict  # noqa: E402
+from contrastive_sr_losses.integrations.state import load_loss_state  # noqa: E402
 from contrastive_sr_losses.metrics import imresize  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -241,13 +242,13 @@ def basicsr_pcl_state_rides_in_the_training_state(work: Path) -> str:
     out = train(root, options(root / "data", "pcl", 4, 4, percep, "CSRSRModel"), "first")
     assert_losses(logged(out), 1, 4, {"l_pix", "l_percep"})
     states = root / "experiments" / "pcl" / "training_states"
-    saved = torch.load(states / "4.state", map_location="cpu", weights_only=False)["contrastive_sr_losses"]
+    saved = load_loss_state(states / "4.state.contrastive_sr_losses")  # beside BasicSR's file, weights_only=True
     assert saved["cri_perceptual"]["steps"] == 4, saved["cri_perceptual"]["steps"]
     out = train(root, options(root / "data", "pcl", 8, 4, percep, "CSRSRModel", str(states / "4.state")), "resume")
     assert_losses(logged(out), 5, 8, {"l_pix", "l_percep"})
-    again = torch.load(states / "8.state", map_location="cpu", weights_only=False)["contrastive_sr_losses"]
+    again = load_loss_state(states / "8.state.contrastive_sr_losses")
     assert again["cri_perceptual"]["steps"] == 8, f"discriminator steps {again['cri_perceptual']['steps']}: not resumed"
-    return "CSRSRModel: discriminator steps 4 in 4.state, 8 in 8.state after the resume"
+    return "CSRSRModel: discriminator steps 4 beside 4.state, 8 beside 8.state after the resume"
 
 
 # ------------------------------------------------------------------------------------------------
