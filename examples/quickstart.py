@@ -1,6 +1,12 @@
-"""Quickstart: train a tiny x2 SR network with L1 and with L1 + 0.1 * PixelContrastiveLoss.
+"""Quickstart: the loss study's trained networks on your images, then a tiny x2 SR network trained with
+L1 and with L1 + 0.1 * PixelContrastiveLoss.
 
-Both runs start from the same initial weights and see the same sequence of random patches, so
+Part 1 (seconds): the final weights of the loss study's longest committed runs (EDSR-baseline 4x32 at
+x4, trained on T91 + BSD200 with L1, and with L1 + 0.1 pixel contrastive + 1.5 high-pass, the study's
+best objective; same seeds, so paired) are scored on the test photos, none of which they were trained
+on, next to the study's own numbers. This is the library's measured effect.
+
+Part 2 (minutes): both runs start from the same initial weights and see the same sequence of random patches, so
 the only difference is the loss, written as one :class:`~contrastive_sr_losses.CombinedLoss`. The
 progress bars show the L1 term and the contrastive term separately (the contrastive term does not
 go to 0: a perfect output still scores about 3.5 at region 8). The held-out images are scored with
@@ -64,6 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None,
                    help="most torch CPU threads to use (default: the free cores; never more than those)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "output")
+    p.add_argument("--no-study", action="store_true", help="skip part 1 (the loss study's committed weights)")
+    p.add_argument("--study-results", type=Path, default=STUDY_RESULTS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.patch % args.scale or args.patch < 2 * args.scale:
         p.error(f"--patch must be a multiple of --scale={args.scale} and >= {2 * args.scale}")
@@ -278,6 +286,92 @@ NAMES = {"bicubic": "bicubic", "l1": "L1", "l1+contrastive": "L1 + contrastive"}
 NOISE_DB = 0.025
 
 
+# ---------------------------------------------------------------------------------------- part 1
+
+STUDY_RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+#: result sets of the loss study whose final weights are committed, longest training first
+STUDY_RUNGS = ("loss_study_9600", "loss_study_2400")
+STUDY_PAIR = {"l1": "L1", "pc_T1+high_pass": "L1 + 0.1 PC + 1.5 HP"}
+STUDY_NET = ("edsr_baseline", 4, {"n_resblocks": 4, "n_feats": 32})  # the study's CPU preset
+
+
+def study_weights(results: Path) -> tuple[str, int, dict[int, dict[str, Path]]] | None:
+    """The longest rung with committed weights of both objectives for some seed:
+    ``(name, iterations, {seed: {objective: file}})``, or None."""
+    for rung in STUDY_RUNGS:
+        folder = results / f"{rung}_runs"
+        seeds: dict[int, dict[str, Path]] = {}
+        for f in sorted(folder.glob("l1__seed*.pt")):
+            seed = int(f.stem.rsplit("seed", 1)[1])
+            files = {o: folder / f"{o.replace('/', '_over_')}__seed{seed}.pt" for o in STUDY_PAIR}
+            if all(p.is_file() for p in files.values()):
+                seeds[seed] = files
+        if seeds:
+            iters = json.loads((folder / f"l1__seed{min(seeds)}.json").read_text())["iterations"]
+            return rung, iters, seeds
+    return None
+
+
+def _study_interval(results: Path, rung: str) -> str:
+    """The study's own paired numbers for the best objective at this length, one line."""
+    report = results / f"{rung}.json"
+    try:
+        cells = json.loads(report.read_text())["summary"]["pc_T1+high_pass"]["sets"]
+    except (OSError, KeyError, ValueError):
+        return ""
+    parts = []
+    for name, cell in cells.items():
+        d = cell.get("psnr_vs_l1")
+        if d:
+            parts.append(f"{name} {d['mean']:+.3f}" + (f" ± {d['half']:.3f}" if d.get("half") is not None else ""))
+    return ", ".join(parts)
+
+
+@torch.no_grad()
+def evaluate_study(images: Images, device: str, results: Path = STUDY_RESULTS) -> dict | None:
+    """Part 1: PSNR-Y (x4, crop_border 4) of the study's committed L1 and best-objective weights on
+    ``images``, per seed, and the paired differences."""
+    from contrastive_sr_losses import create_model
+
+    found = study_weights(results)
+    if found is None:
+        print(f"part 1 skipped: no committed loss-study weights in {results}")
+        return None
+    rung, iters, seeds = found
+    arch, scale, kwargs = STUDY_NET
+    hrs = [(n, mod_crop(im, scale)) for n, im in images if min(im.shape[-2:]) >= 8 * scale]
+    pairs = [(n, downsample(hr, scale).to(device), hr) for n, hr in hrs]
+    table: dict[int, dict[str, float]] = {}
+    for seed, files in seeds.items():
+        table[seed] = {}
+        for objective, path in files.items():
+            model = create_model(arch, scale, **kwargs)
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            model.to(device).eval()
+            scores = [psnr_y(model(lr).clamp(0, 1).cpu(), hr, crop_border=scale).item() for _, lr, hr in pairs]
+            table[seed][objective] = float(np.mean(scores))
+    diffs = {seed: t["pc_T1+high_pass"] - t["l1"] for seed, t in table.items()}
+    names = ", ".join(n for n, _ in hrs)
+    print(f"\npart 1: the loss study's trained networks ({arch} 4x32, x{scale}, {iters:,} iterations on T91 + BSD200; "
+          f"results in benchmarks/results/{rung}_runs), mean PSNR-Y (dB, higher is better) on {len(hrs)} photos "
+          f"they never saw ({names}):")
+    print(f"{'seed':>6} {STUDY_PAIR['l1']:>10} {STUDY_PAIR['pc_T1+high_pass']:>22} {'difference':>11}")
+    for seed, t in table.items():
+        print(f"{seed:>6} {t['l1']:>10.3f} {t['pc_T1+high_pass']:>22.3f} {diffs[seed]:>+11.3f}")
+    mean = float(np.mean(list(diffs.values())))
+    ahead = sum(d > 0 for d in diffs.values())
+    print(f"mean difference {mean:+.3f} dB; the best objective is ahead for {ahead} of {len(diffs)} seeds (each seed: "
+          "the same initial weights and patches for both, so the difference is the loss's).")
+    study = _study_interval(results, rung)
+    if study:
+        print(f"The study measured, on its test sets (mean ± 95% interval over the seeds): {study} dB.")
+    return {"rung": rung, "iterations": iters, "images": [n for n, _ in hrs], "psnr_y": table, "difference": diffs,
+            "mean_difference": mean}
+
+
+# ---------------------------------------------------------------------------------------- part 2
+
+
 def print_table(rows: list[dict], mean: dict[str, float]) -> None:
     cols = list(mean)
     width = max(10, *(len(r["image"]) for r in rows))
@@ -297,6 +391,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("CUDA is not available: running on cpu")
         args.device = "cpu"
     train_imgs, test_imgs = load_images(args.data)
+    study = None if args.no_study else evaluate_study(train_imgs + test_imgs, args.device, args.study_results)
+    print("\npart 2: a tiny network trained here, to show the API at work")
     train_imgs = [(n, mod_crop(im, args.scale)) for n, im in train_imgs if min(im.shape[-2:]) >= args.patch]
     pairs = [(downsample(hr, args.scale), hr) for _, hr in train_imgs]  # LR computed once
     if not pairs:
@@ -338,6 +434,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_images": [n for n, _ in train_imgs],
         "test_images": [n for n, _ in tests],
         "psnr_y": {"per_image": rows, "mean": mean},
+        "study": study,
         "wall_time_s": round(wall, 1),
         "threads": torch.get_num_threads(),
         "machine": machine(),

@@ -90,3 +90,51 @@ def test_quickstart_explains_itself(tmp_path, monkeypatch, capsys):
     assert seen["bicubic"].startswith("bicubic\nPSNR-Y") and "higher is better" in seen["HR"]
     assert results["machine"] and results["wall_time_s"] > 0
     assert quickstart.choose_threads(None)[0] <= quickstart.free_cores()
+
+
+def _fake_study(results: Path, seeds=(0, 1)) -> None:
+    """Committed-weights layout of the loss study with random networks (one result set, 2,400 iterations)."""
+    from contrastive_sr_losses import create_model
+
+    folder = results / "loss_study_2400_runs"
+    folder.mkdir(parents=True)
+    for seed in seeds:
+        for k, objective in enumerate(("l1", "pc_T1+high_pass")):
+            torch.manual_seed(10 * seed + k)
+            torch.save(create_model("edsr_baseline", 4, n_resblocks=4, n_feats=32).state_dict(), folder / f"{objective}__seed{seed}.pt")
+        (folder / f"l1__seed{seed}.json").write_text(json.dumps({"iterations": 2400}))
+    summary = {"pc_T1+high_pass": {"sets": {"Set5": {"psnr_vs_l1": {"mean": 0.05, "half": 0.02}}}}}
+    (results / "loss_study_2400.json").write_text(json.dumps({"summary": summary}))
+
+
+def test_part_1_scores_the_study_weights_paired_by_seed(tmp_path, capsys):
+    quickstart = _quickstart()
+    _fake_study(tmp_path / "results")
+    g = torch.Generator().manual_seed(0)
+    images = [(f"im{i}", torch.rand(1, 3, 40, 44, generator=g)) for i in range(2)]
+    out = quickstart.evaluate_study(images, "cpu", tmp_path / "results")
+    assert out["rung"] == "loss_study_2400" and out["iterations"] == 2400 and out["images"] == ["im0", "im1"]
+    for seed in (0, 1):
+        t = out["psnr_y"][seed]
+        assert out["difference"][seed] == pytest.approx(t["pc_T1+high_pass"] - t["l1"])
+    assert out["mean_difference"] == pytest.approx(sum(out["difference"].values()) / 2)
+    text = capsys.readouterr().out
+    assert "higher is better" in text and "2,400 iterations" in text and "Set5 +0.050 ± 0.020" in text
+    # only seeds with both objectives count; without any, part 1 says it is skipped
+    (tmp_path / "results" / "loss_study_2400_runs" / "pc_T1+high_pass__seed1.pt").unlink()
+    assert list(quickstart.evaluate_study(images, "cpu", tmp_path / "results")["psnr_y"]) == [0]
+    assert quickstart.evaluate_study(images, "cpu", tmp_path / "nothing") is None
+    assert "part 1 skipped" in capsys.readouterr().out
+
+
+def test_part_1_uses_the_committed_study_weights(tmp_path):
+    quickstart = _quickstart()
+    found = quickstart.study_weights(quickstart.STUDY_RESULTS)
+    if found is None:
+        pytest.skip("no loss-study weights committed yet")
+    rung, iters, seeds = found
+    assert iters >= 2400 and seeds
+    for files in seeds.values():  # bare float32 state dicts that load without pickled objects
+        for path in files.values():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            assert all(v.dtype == torch.float32 for v in state.values())
