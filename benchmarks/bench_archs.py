@@ -64,27 +64,27 @@ OUTPUT_SIZE = (720, 1280)  # (H, W) of the output the MACs are counted for
 SEED = 0
 
 # The papers' own figures, as published (parameters in thousands; FLOPs in G as the paper labels
-# them, with the protocol it states). Sources: the issue / SPEC (EDSR-baseline, RCAN, SwinIR-light),
-# seed 004 table 6 (EDSR, RCAN x4), seed 000 table 8 (PRFFN), seed 003 tables 1-2 (RRLFN), seed 004
-# tables 4-5 (G-IDRN).
+# them, with the protocol it states). Sources (docs/references.md): EDSR-baseline, RCAN and
+# SwinIR-light from their own papers; Wang et al. 2024 (G-IDRN) table 6 for EDSR and RCAN x4 and
+# tables 4-5 for G-IDRN; Zhou et al. (PRFFN) table 8; Guo et al. 2025 (RRLFN) tables 1-2.
 PAPER: dict[str, dict[int, dict[str, Any]]] = {
     "edsr_baseline": {4: {"params": 1_517_571, "source": "official count (issue 6)"}},
-    "edsr": {4: {"params_k": 43090, "source": "seed 004 table 6"}},
-    "rcan": {4: {"params_k": 15592, "source": "seed 004 table 6 (official count 15,592,379)"}},
+    "edsr": {4: {"params_k": 43090, "source": "Wang et al. 2024 (G-IDRN) table 6"}},
+    "rcan": {4: {"params_k": 15592, "source": "Wang et al. 2024 (G-IDRN) table 6 (official count 15,592,379)"}},
     "swinir_light": {4: {"params_k": 897, "source": "SwinIR paper via issue 6 (relative-position tables excluded)"}},
     "prffn": {
-        2: {"params_k": 2988, "gflops": 656.4, "source": "seed 000 table 8"},
-        3: {"params_k": 3167, "gflops": 312.5, "source": "seed 000 table 8"},
-        4: {"params_k": 3131, "gflops": 200.1, "source": "seed 000 table 8"},
+        2: {"params_k": 2988, "gflops": 656.4, "source": "Zhou et al. (PRFFN) table 8"},
+        3: {"params_k": 3167, "gflops": 312.5, "source": "Zhou et al. (PRFFN) table 8"},
+        4: {"params_k": 3131, "gflops": 200.1, "source": "Zhou et al. (PRFFN) table 8"},
     },
     "rrlfn": {
-        2: {"params_k": 454, "source": "seed 003 table 1 (inference form)"},
-        4: {"params_k": 470, "source": "seed 003 table 2 (inference form)"},
+        2: {"params_k": 454, "source": "Guo et al. 2025 (RRLFN) table 1 (inference form)"},
+        4: {"params_k": 470, "source": "Guo et al. 2025 (RRLFN) table 2 (inference form)"},
     },
     "gidrn": {
-        2: {"params_k": 554, "source": "seed 004 table 4"},
-        3: {"params_k": 565, "source": "seed 004 table 4"},
-        4: {"params_k": 580, "gflops": 36.19, "lr_size": (256, 256), "source": "seed 004 tables 4-5"},
+        2: {"params_k": 554, "source": "Wang et al. 2024 (G-IDRN) table 4"},
+        3: {"params_k": 565, "source": "Wang et al. 2024 (G-IDRN) table 4"},
+        4: {"params_k": 580, "gflops": 36.19, "lr_size": (256, 256), "source": "Wang et al. 2024 (G-IDRN) tables 4-5"},
     },
 }
 

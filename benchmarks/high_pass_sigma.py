@@ -2,7 +2,7 @@
 
 Trains the quickstart's tiny x2 network (examples/quickstart.py: TinySR, same initialisation, same patch
 sequence, Adam + cosine decay) once with L1 alone and once per sigma with the paper's best weighting
-``0.4 * L1 + 0.6 * L_hf`` (seed 004, table 3), written here as ``L1 + 1.5 * L_hf`` (Adam is invariant to
+``0.4 * L1 + 0.6 * L_hf`` (Wang, Zhao, Liu and Tao 2024, table 3), written here as ``L1 + 1.5 * L_hf`` (Adam is invariant to
 the scale of the loss), then reports PSNR-Y (crop = scale) on the test folders.
 
 Default data: training on T91, testing on Set5 + Set14, read from ``--data`` (default ../shared/data).

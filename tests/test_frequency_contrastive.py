@@ -1,4 +1,4 @@
-"""Tests of PCL (seed 002, eqs 7-11): wavelet discriminator, discriminator loss, contrastive loss, trainer."""
+"""Tests of PCL (Wu, Jiang, Liu and Ma, eqs 7-11): wavelet discriminator, discriminator loss, contrastive loss, trainer."""
 
 from __future__ import annotations
 

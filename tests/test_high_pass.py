@@ -1,4 +1,4 @@
-"""Gaussian filters and the Gaussian high-pass loss (G-IDRN, seed 004, eq 12)."""
+"""Gaussian filters and the Gaussian high-pass loss (G-IDRN: Wang, Zhao, Liu and Tao 2024, eq 12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the local-region pixel contrastive loss (seed 000, eq 9-10)."""
+"""Tests of the local-region pixel contrastive loss (Zhou, Liu and Liu, eqs 9-10)."""
 
 from __future__ import annotations
 
