@@ -1,4 +1,5 @@
-"""Reading weight and state files safely: the one place the package calls ``torch.load``.
+"""Reading weight and state files safely (the one place the package calls ``torch.load``), and
+writing them atomically (:func:`atomic_save`).
 
 Every file is read with ``torch.load(weights_only=True)``: tensors and plain Python values (dicts,
 lists, tuples, str, numbers, None) only. A file whose pickle names any other Python callable (a
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_tensors_file"]
+__all__ = ["load_tensors_file", "atomic_save"]
 
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*(.+)")
@@ -72,3 +73,23 @@ def _first_line(err: BaseException) -> str:
     if len(first) > 160:  # torch's zip reader explains at length
         first = first[:157] + "..."
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """``torch.save`` to a temporary file in ``path``'s folder, flush + fsync, then ``os.replace``.
+
+    A crash or a kill at any moment leaves either the previous file or the new one, never a torn one;
+    the temporary (``.<name>.tmp<pid>``) is removed on any failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .._io import load_tensors_file
+from .._io import atomic_save, load_tensors_file
 from .adapters import PCLAdapter, register_classes
 
 __all__ = ["LOSS_STATE_KEY", "stateful_losses", "with_loss_state", "register_model", "loss_state_path",
@@ -39,21 +39,6 @@ def loss_state_path(framework_state: str | os.PathLike[str]) -> Path:
     iteration as the part of each name before ``.state``, picks the same iteration with it there)."""
     path = Path(framework_state)
     return path.with_name(f"{path.name}.{LOSS_STATE_KEY}")
-
-
-def _save_atomic(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file in ``path``'s folder, flush, fsync, ``os.replace``; the
-    temporary is removed on any failure."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _remove_orphans(folder: Path) -> None:
@@ -148,7 +133,7 @@ def with_loss_state(base: type, name: str) -> type:
         if not losses or current_iter == -1 or not _is_main(self) or not path.is_file():
             return  # nothing to add, or the framework could not write its file (it said so)
         # ours beside the framework's file, which is never opened: a failure here leaves it intact
-        _save_atomic({key: loss.training_state() for key, loss in losses.items()}, loss_state_path(path))
+        atomic_save({key: loss.training_state() for key, loss in losses.items()}, loss_state_path(path))
         _remove_orphans(path.parent)
 
     def resume_training(self: Any, resume_state: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from contrastive_sr_losses._io import atomic_save  # noqa: F401  (the kit's checkpoints and the loss study use it from here)
+
 
 class UsageError(Exception):
     """A problem with the command line or the data, reported as one line (no traceback)."""
@@ -145,24 +147,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- files
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash or a kill at any moment leaves either the previous file or the new one, never a torn one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
