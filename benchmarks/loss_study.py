@@ -248,6 +248,26 @@ def export_weights(ckpt_path: Path, dst: Path) -> Path:
     return dst
 
 
+def export_finished_weights(settings: dict[str, Any]) -> None:
+    """``--export-weights``: the final weights of every finished run without them, from its checkpoint
+    in the runs folder (when that checkpoint is the run's final one)."""
+    from srkit.runtime import load_checkpoint
+
+    results_dir, runs = Path(settings["results_dir"]), Path(settings["runs_dir"])
+    for f in sorted(results_dir.glob("*__seed*.json")):
+        r = json.loads(f.read_text())
+        job = Job(r["objective"], r["seed"])
+        ckpt, dst = run_dir(runs, job) / "last.pt", weights_path(results_dir, job)
+        if dst.is_file():
+            continue
+        if not ckpt.is_file():
+            print(f"{f.name}: no checkpoint in {run_dir(runs, job)}, not exported", file=sys.stderr)
+        elif load_checkpoint(ckpt, "--export-weights")["iteration"] != r["iterations"]:
+            print(f"{f.name}: {ckpt} is not the run's final checkpoint, not exported", file=sys.stderr)
+        else:
+            print(f"weights -> {export_weights(ckpt, dst)}")
+
+
 def run_dir(runs: Path, job: Job) -> Path:
     return runs / _slug(job.objective) / f"seed{job.seed}"
 
@@ -957,22 +977,7 @@ def main(argv: list[str] | None = None) -> int:
         write_ladder(args.out_dir)
         return 0
     if args.export_weights:
-        results_dir, runs = Path(settings["results_dir"]), Path(settings["runs_dir"])
-        for f in sorted(results_dir.glob("*__seed*.json")):
-            r = json.loads(f.read_text())
-            job = Job(r["objective"], r["seed"])
-            ckpt, dst = run_dir(runs, job) / "last.pt", weights_path(results_dir, job)
-            if dst.is_file():
-                continue
-            if not ckpt.is_file():
-                print(f"{f.name}: no checkpoint in {run_dir(runs, job)}, not exported", file=sys.stderr)
-                continue
-            from srkit.runtime import load_checkpoint
-
-            if load_checkpoint(ckpt, "--export-weights")["iteration"] != r["iterations"]:
-                print(f"{f.name}: {ckpt} is not the run's final checkpoint, not exported", file=sys.stderr)
-                continue
-            print(f"weights -> {export_weights(ckpt, dst)}")
+        export_finished_weights(settings)
         return 0
     command = portable_command(argv)
     seeds = settings["seeds"]
