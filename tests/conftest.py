@@ -1,17 +1,33 @@
-"""Test-session set-up shared by every test file.
+"""Fixtures shared by the test suite: the devices and dtypes the losses are tested on.
 
-Without a CUDA device, the Triton kernels of the package are tested in Triton's interpreter, on CPU
-tensors: ``triton.jit`` reads ``TRITON_INTERPRET`` when a kernel is *decorated*, i.e. when
-``contrastive_sr_losses`` is first imported, so it is set here, before any test module imports the
-package. With CUDA the kernels are compiled and the same tests run on the GPU. An explicit
-``TRITON_INTERPRET`` in the environment is left as it is.
+``device`` is CPU, plus CUDA when a CUDA device is present (those cases carry the ``gpu`` mark), so a
+CUDA machine runs the same tests on both devices rather than a separate set; ``dtype`` is each float
+type the losses accept. A test that takes both runs once per pair.
 """
 
 from __future__ import annotations
 
-import os
-
+import pytest
 import torch
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+DEVICES = [pytest.param(torch.device("cpu"), id="cpu")]
+if torch.cuda.is_available():
+    DEVICES.append(pytest.param(torch.device("cuda"), id="cuda", marks=pytest.mark.gpu))
+
+DTYPES = [
+    pytest.param(torch.float32, id="float32"),
+    pytest.param(torch.float16, id="float16"),
+    pytest.param(torch.bfloat16, id="bfloat16"),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """Each device of this machine: CPU, and CUDA when present."""
+    return request.param
+
+
+@pytest.fixture(params=DTYPES)
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    """Each float dtype the losses accept: float32, float16, bfloat16."""
+    return request.param

@@ -17,6 +17,14 @@ Sliding windows (``mode='sliding'``, beyond the paper): the window of pixel (y, 
 (y + dy, x + dx) for dy, dx in [-(r // 2), r - 1 - r // 2] that lie inside the image. The helpers
 below unfold them with zero padding plus a validity mask, so the padding never counts as a pixel.
 Window position k = (dy + r // 2) * r + (dx + r // 2) (row-major in the window).
+
+Example:
+    >>> region_tiles(10, 8, region=4)        # two tiles: 4 x 4 blocks, then a 2-row strip of 2 x 4 blocks
+    [Tile(y0=0, y1=8, x0=0, x1=8, bh=4, bw=4), Tile(y0=8, y1=10, x0=0, x1=8, bh=2, bw=4)]
+    >>> x = torch.rand(2, 3, 8, 8)
+    >>> blocks = to_blocks(x, 4, 4)          # (N * rows * cols, pixels per block, C)
+    >>> blocks.shape, torch.equal(from_blocks(blocks, 2, 2, 2, 4, 4), x)
+    (torch.Size([8, 16, 3]), True)
 """
 
 from __future__ import annotations

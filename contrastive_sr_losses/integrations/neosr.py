@@ -20,6 +20,11 @@ or, losses only, a shim ``neosr/losses/csr_loss.py`` (neosr imports every ``*_lo
 ``from contrastive_sr_losses.integrations import register_neosr; register_neosr(model=False)``.
 
 Importing this module does not import neosr; ``register_neosr`` does.
+
+Example:
+    >>> loss = CSRGaussianHighPassLoss(loss_weight=0.6)    # neosr sums values as returned: weighted here
+    >>> loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
+    torch.Size([])
 """
 
 from __future__ import annotations

@@ -23,6 +23,11 @@ or, losses only, a shim ``traiNNer/losses/csr_loss.py`` (traiNNer imports every 
 ``from contrastive_sr_losses.integrations import register_traiNNer; register_traiNNer(model=False)``.
 
 Importing this module does not import traiNNer; ``register_traiNNer`` does.
+
+Example:
+    >>> loss = CSRGaussianHighPassLoss(loss_weight=0.6)    # traiNNer's model applies loss_weight
+    >>> loss.loss_weight, loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
+    (0.6, torch.Size([]))
 """
 
 from __future__ import annotations
