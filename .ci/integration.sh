@@ -2,8 +2,8 @@
 # Integration step: the losses and checkpoints against the real BasicSR and spandrel, in a separate
 # environment (they need torchvision, which does not import beside the CPU torch of the main suite).
 #
-#   bash ci/integration.sh            create / reuse the environment, run tests/integration/run_integration.py
-#   bash ci/integration.sh --no-integration   (or CSR_NO_INTEGRATION=1): skip, saying so
+#   bash .ci/integration.sh            create / reuse the environment, run tests/integration/run_integration.py
+#   bash .ci/integration.sh --no-integration   (or CSR_NO_INTEGRATION=1): skip, saying so
 # Where the pinned packages cannot be installed it skips with a line saying so (CSR_REQUIRE_INTEGRATION=1:
 # fails instead).
 #
@@ -52,7 +52,7 @@ fi
 SHIM="$("$PY" -c 'import importlib.util as u; print(u.find_spec("torchvision").submodule_search_locations[0])')/transforms/functional_tensor.py"
 if [[ ! -f "$SHIM" ]]; then
     cat > "$SHIM" <<'EOF'
-# Written by contrastive-sr-losses' ci/integration.sh: torchvision 0.17 removed this module, which
+# Written by contrastive-sr-losses' .ci/integration.sh: torchvision 0.17 removed this module, which
 # basicsr 1.4.2 imports for rgb_to_grayscale; the function lives on in the public functional API.
 from torchvision.transforms.functional import rgb_to_grayscale  # noqa: F401
 EOF

@@ -4,7 +4,7 @@ A block is run in a fresh namespace, in a temporary working directory, exactly a
 it (imports and inputs included). A block whose first line is ``# framework: basicsr`` (or
 ``traiNNer``, ``neosr``) is a launcher of that framework: here it runs against the stand-ins of
 ``tests/_frameworks.py`` with a fake ``train_pipeline`` that records the call; the BasicSR ones also
-run for real in the integration step (``ci/integration.sh``, ``tests/integration/run_integration.py``).
+run for real in the integration step (``.ci/integration.sh``, ``tests/integration/run_integration.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Integration checks against the real BasicSR 1.4.2 and spandrel 0.4.2 (run by ``ci/integration.sh``
+"""Integration checks against the real BasicSR 1.4.2 and spandrel 0.4.2 (run by ``.ci/integration.sh``
 in its own environment; not collected by the main test suite, which never needs either package).
 
 1. BasicSR's own ``train_pipeline`` trains its EDSR for 20 iterations on a tiny paired dataset of real
