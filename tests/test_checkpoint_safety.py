@@ -179,11 +179,11 @@ def test_a_crafted_pickle_is_refused_by_every_library_loader(evil, tmp_path):
 def test_every_torch_load_of_the_project_is_weights_only():
     """Every ``torch.load`` call (found in the syntax tree, not in docstrings) of the package, the
     examples, the benchmarks and the tests' integration scripts passes ``weights_only=True``; the
-    package's own go through ``contrastive_sr_losses._io.load_tensors_file``."""
+    package's own go through ``contrastive_sr_losses.serialization.load_tensors_file``."""
     import ast
 
     calls, unsafe = [], []
-    for folder in ("contrastive_sr_losses", "examples", "benchmarks", "tests/integration"):
+    for folder in ("contrastive_sr_losses", "srkit", "examples", "benchmarks", "tests/integration"):
         for f in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(f.read_text())):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
@@ -195,7 +195,7 @@ def test_every_torch_load_of_the_project_is_weights_only():
                         unsafe.append(where)
     assert calls and not unsafe, unsafe
     assert [c for c in calls if c.startswith("contrastive_sr_losses/")] == [
-        c for c in calls if c.startswith("contrastive_sr_losses/_io.py:")
+        c for c in calls if c.startswith("contrastive_sr_losses/serialization.py:")
     ]
 
 

@@ -41,6 +41,8 @@ MODULES = [
     "contrastive_sr_losses.integrations.adapters",
     "contrastive_sr_losses.integrations.basicsr",
     "contrastive_sr_losses.integrations.state",
+    "contrastive_sr_losses.serialization",
+    "contrastive_sr_losses.utils",
 ]
 
 
