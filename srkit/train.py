@@ -4,8 +4,9 @@
         --train DIV2K/DIV2K_train_HR --test Set5 Set14 B100 Urban100 --out runs/edsr_x4_pc
 
     torchrun --nproc_per_node 4 examples/train.py ...            # DistributedDataParallel, one GPU each
+    python -m srkit.train ...                                     # the same from an installed wheel
 
-The loss is a spec string (``--loss``, grammar in ``examples/srkit/losses.py``; ``--list-losses``
+The loss is a spec string (``--loss``, grammar in ``srkit/losses.py``; ``--list-losses``
 prints every loss and recipe with its iterations) or a paper's recipe (``--recipe prffn|pcl|
 pcl_finetune|gidrn|rrlfn``, which also sets that paper's iterations / learning rate and schedule /
 batch / patch / augmentation defaults unless given explicitly; an "epoch" of a paper is read as 1000
@@ -69,11 +70,12 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/ (for ``srkit``) also under torchrun
+from contrastive_sr_losses import gradient_balance
+from contrastive_sr_losses.archs import list_models
 
-from srkit.amp import check_amp_first_step  # noqa: E402
-from srkit.data import PatchDataset, StreamBatchSampler, load_pairs, load_test_sets  # noqa: E402
-from srkit.evaluation import (  # noqa: E402
+from .amp import check_amp_first_step
+from .data import PatchDataset, StreamBatchSampler, load_pairs, load_test_sets
+from .evaluation import (
     bicubic_upscaler,
     describe_dropped,
     drop_small_images,
@@ -81,8 +83,8 @@ from srkit.evaluation import (  # noqa: E402
     plot_curves,
     write_json,
 )
-from srkit.losses import RECIPES, CompositeLoss, Recipe, describe_losses, parse_loss_spec  # noqa: E402
-from srkit.runtime import (  # noqa: E402
+from .losses import RECIPES, CompositeLoss, Recipe, describe_losses, parse_loss_spec
+from .runtime import (
     CHECKPOINT_FORMAT,
     RunLock,
     RunLog,
@@ -107,9 +109,6 @@ from srkit.runtime import (  # noqa: E402
     setup_distributed,
     teardown_distributed,
 )
-
-from contrastive_sr_losses import gradient_balance  # noqa: E402
-from contrastive_sr_losses.archs import list_models  # noqa: E402
 
 BASE_DEFAULTS = {
     "lr": 1e-4, "lr_step": 200_000, "batch": 16, "patch": 48, "iters": 300_000, "loss": "l1",
@@ -666,5 +665,11 @@ def _train(args: argparse.Namespace, dist_info: Any, device: torch.device, lock:
     return result
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command line: ``main(argv)``, a usage error as ``error: ...`` and exit status 2 (``python -m
+    srkit.train``, ``python examples/train.py``)."""
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())

@@ -6,6 +6,7 @@
     python examples/evaluate.py --arch edsr_baseline --weights edsr_x4.pth --scale 4 --test Set5
     python examples/evaluate.py --scale 4 --test Set5 Set14           # bicubic only
     python examples/evaluate.py --curves runs/l1 runs/l1_pc --plot cmp.png   # validation curves only
+    python -m srkit.evaluate ...                                  # the same from an installed wheel
 
 Protocol (``contrastive_sr_losses.metrics``): HR cropped to a multiple of the scale, LR = MATLAB
 bicubic rounded to 8 bits; PSNR-Y and SSIM-Y on the BT.601 Y channel of 8-bit images with
@@ -28,10 +29,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from contrastive_sr_losses.archs import list_models
+from contrastive_sr_losses.metrics import LPIPS, LPIPS_NETS
 
-from srkit.data import load_test_sets  # noqa: E402
-from srkit.evaluation import (  # noqa: E402
+from .data import load_test_sets
+from .evaluation import (
     Upscaler,
     bicubic_upscaler,
     describe_dropped,
@@ -41,7 +43,7 @@ from srkit.evaluation import (  # noqa: E402
     plot_curves,
     write_json,
 )
-from srkit.runtime import (  # noqa: E402
+from .runtime import (
     UsageError,
     build_model,
     check_number,
@@ -53,9 +55,6 @@ from srkit.runtime import (  # noqa: E402
     parse_kwargs,
     run_cli,
 )
-
-from contrastive_sr_losses.archs import list_models  # noqa: E402
-from contrastive_sr_losses.metrics import LPIPS, LPIPS_NETS  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -197,5 +196,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command line: ``main(argv)``, a usage error as ``error: ...`` and exit status 2 (``python -m
+    srkit.evaluate``, ``python examples/evaluate.py``)."""
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(cli())
