@@ -4,7 +4,6 @@ in one line, a failed write keeps the previous one, and two runs never share an 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -21,13 +20,12 @@ pytest.importorskip("PIL")
 pytest.importorskip("tqdm")
 from PIL import Image  # noqa: E402
 
-from _examples import EXAMPLES, ROOT, load_script  # noqa: E402
+import srkit.evaluate as evaluate  # noqa: E402
+import srkit.train as train  # noqa: E402
+from _examples import EXAMPLES, ROOT  # noqa: E402
 
 from srkit import runtime  # noqa: E402
 from srkit.runtime import CHECKPOINT_FORMAT, UsageError, run_cli, seal_checkpoint  # noqa: E402
-
-train = load_script("train")
-evaluate = load_script("evaluate")
 
 
 class Payload:
@@ -133,11 +131,9 @@ def test_a_crafted_pickle_is_refused_by_the_command_line_in_one_line(data, evil,
 
 
 def _loss_study():
-    spec = importlib.util.spec_from_file_location("loss_study", ROOT / "benchmarks" / "loss_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["loss_study"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    import benchmarks.loss_study
+
+    return benchmarks.loss_study
 
 
 def test_a_crafted_pickle_is_refused_by_the_loss_study(data, evil, tmp_path):
