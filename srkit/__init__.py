@@ -20,3 +20,13 @@ depends only on torch, numpy and the library's public API (no private name of th
 its extra needs (Pillow, tqdm, matplotlib, scikit-image for the bundled photos) are the ``examples``
 extra: ``pip install "contrastive-sr-losses[examples]"``.
 """
+
+import importlib.util as _util
+
+_MISSING = [pkg for pkg, module in (("Pillow", "PIL"), ("tqdm", "tqdm")) if _util.find_spec(module) is None]
+if _MISSING:  # a plain `pip install contrastive-sr-losses` has the library, not the kit's image I/O
+    raise ModuleNotFoundError(
+        f"srkit needs {' and '.join(_MISSING)} (image files, progress bars): "
+        'pip install "contrastive-sr-losses[examples]"',
+        name=_MISSING[0],
+    )
