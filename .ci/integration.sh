@@ -59,5 +59,8 @@ EOF
 fi
 echo "integration: environment ready after $(( $(date +%s) - start )) s"
 
-# the driver prints the step's time (from CSR_INTEGRATION_START) and ends with "N passed, N failed"
-CSR_INTEGRATION_START=$start OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$PY" tests/integration/run_integration.py
+# the driver prints the step's time (from CSR_INTEGRATION_START) and ends with "N passed, N failed"; the
+# environment is shared between checkouts and does not install this one: PYTHONPATH puts this checkout's
+# contrastive_sr_losses first
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" CSR_INTEGRATION_START=$start OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" \
+    "$PY" tests/integration/run_integration.py

@@ -6,7 +6,9 @@ interpreter, so that the memory of one case cannot leak into the next and an out
 loses that case); the worker side is :func:`run_worker_if_requested`. Results are written with
 :func:`write_report` as JSON (device, torch and python versions, command line, date) plus a markdown
 table. Scripts import this module as ``from _harness import ...`` (run them as
-``python benchmarks/<script>.py``: the script's folder is on ``sys.path``).
+``python benchmarks/<script>.py``: Python imports from the script's own folder first); a script run as
+a module of the ``benchmarks`` package (``python -m benchmarks.high_pass_sigma``) imports it as
+``from ._harness import ...``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ Results (JSON with device, torch version and command line, plus a markdown table
 ``benchmarks/results/high_pass_sigma.{json,md}``; finished runs are kept in the JSON and skipped when the
 script is run again (resume).
 
-    python benchmarks/high_pass_sigma.py                       # sigma 0.5 1 2 3, 1500 steps
-    python benchmarks/high_pass_sigma.py --steps 300 --sigmas 1 # a quick look
+Run it from the repository root as a module (it imports the quickstart as ``examples.quickstart``):
+
+    python -m benchmarks.high_pass_sigma                       # sigma 0.5 1 2 3, 1500 steps
+    python -m benchmarks.high_pass_sigma --steps 300 --sigmas 1 # a quick look
 """
 
 from __future__ import annotations
@@ -19,20 +21,22 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from _harness import RESULTS_DIR, environment, markdown_table, text_table, write_report
-from PIL import Image
+if not __package__:
+    raise SystemExit("run it from the repository root as a module: python -m benchmarks.high_pass_sigma [options]")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-import quickstart  # noqa: E402  (the tiny network, training loop and evaluation of the main job)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from contrastive_sr_losses.losses.high_pass import GaussianHighPassLoss  # noqa: E402
+from examples import quickstart  # noqa: E402  (the tiny network, training loop and evaluation of the main job)
+
+from ._harness import RESULTS_DIR, environment, markdown_table, text_table, write_report  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_folder(folder: Path) -> list[tuple[str, torch.Tensor]]:

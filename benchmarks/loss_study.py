@@ -6,7 +6,8 @@
     python benchmarks/loss_study.py --preset gpu --device cuda --jobs 1   # the GPU-scale study
 
 Every objective of ``--objectives`` is trained for every seed of ``--seeds`` with
-``examples/train.py`` (its data pipeline, sampler, checkpoints and resume; no second training loop).
+the kit's ``srkit.train`` (``examples/train.py``: its data pipeline, sampler, checkpoints and resume;
+no second training loop).
 For one seed, all objectives start from the same initial weights and see the same patches in the
 same order (train.py derives both from ``--seed`` alone), run the same number of iterations and the
 same learning-rate schedule (halved every quarter of the run, so the last weights are not a noisy
@@ -42,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))  # srkit, train.py
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -318,12 +318,9 @@ def train_argv(settings: dict[str, Any], job: Job, spec: str, out: Path, iters: 
 
 
 def _load_train_script() -> Any:
-    import importlib.util
+    import srkit.train
 
-    spec = importlib.util.spec_from_file_location("study_train", ROOT / "examples" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return srkit.train
 
 
 def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None:
@@ -348,7 +345,7 @@ def code_version() -> dict[str, str | None]:
     import hashlib
 
     files = [ROOT / "contrastive_sr_losses" / "metrics.py", ROOT / "contrastive_sr_losses" / "functional" / "color.py",
-             ROOT / "examples" / "srkit" / "evaluation.py", ROOT / "examples" / "srkit" / "data.py"]
+             ROOT / "srkit" / "evaluation.py", ROOT / "srkit" / "data.py"]
     digest = hashlib.sha1(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()[:12]
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,

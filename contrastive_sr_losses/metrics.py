@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._io import load_tensors_file
+from .serialization import load_tensors_file
 from ._validation import check_choice, check_floating, check_image, check_image_pair, check_positive_float
 from .functional.color import rgb_to_y
 from .functional.filters import gaussian_kernel1d

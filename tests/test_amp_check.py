@@ -9,11 +9,9 @@ import doctest
 import pytest
 import torch
 
-from _examples import EXAMPLES  # noqa: F401  (puts examples/ on sys.path)
-
-from srkit import amp  # noqa: E402
-from srkit.losses import CompositeLoss  # noqa: E402
-from srkit.runtime import UsageError, build_model  # noqa: E402
+from srkit import amp
+from srkit.losses import CompositeLoss
+from srkit.runtime import UsageError, build_model
 
 SPEC = "l1+0.1*pixel_contrastive(region=4)+pcl(disc_channels=(8,8,16,16),disc_strides=(1,2,1,2),layers=(0,2))"
 
@@ -128,7 +126,7 @@ def test_pcl_trainer_runs_its_step_in_float32_under_float16_autocast_without_a_g
 def test_train_checks_amp_on_the_first_cuda_step(tmp_path, flag):
     np = pytest.importorskip("numpy")
     image = pytest.importorskip("PIL.Image")
-    from _examples import load_script
+    import srkit.train as train
 
     folder = tmp_path / "train"
     folder.mkdir()
@@ -136,7 +134,7 @@ def test_train_checks_amp_on_the_first_cuda_step(tmp_path, flag):
     for i in range(2):
         image.fromarray(rng.integers(0, 256, (40, 44, 3), dtype=np.uint8)).save(folder / f"im{i}.png")
     out = tmp_path / "run"
-    load_script("train").main([
+    train.main([
         "--arch", "edsr_baseline", "--arch-kwargs", "n_resblocks=1,n_feats=8", "--scale", "2", "--train", str(folder),
         "--patch", "8", "--batch", "2", "--workers", "0", "--iters", "2", "--val-every", "0", "--no-progress",
         "--loss", SPEC, "--amp", flag, "--device", "cuda", "--out", str(out),

@@ -4,7 +4,6 @@ in one line, a failed write keeps the previous one, and two runs never share an 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -21,13 +20,12 @@ pytest.importorskip("PIL")
 pytest.importorskip("tqdm")
 from PIL import Image  # noqa: E402
 
-from _examples import EXAMPLES, ROOT, load_script  # noqa: E402
+import srkit.evaluate as evaluate  # noqa: E402
+import srkit.train as train  # noqa: E402
+from _examples import EXAMPLES, ROOT  # noqa: E402
 
 from srkit import runtime  # noqa: E402
 from srkit.runtime import CHECKPOINT_FORMAT, UsageError, run_cli, seal_checkpoint  # noqa: E402
-
-train = load_script("train")
-evaluate = load_script("evaluate")
 
 
 class Payload:
@@ -133,11 +131,9 @@ def test_a_crafted_pickle_is_refused_by_the_command_line_in_one_line(data, evil,
 
 
 def _loss_study():
-    spec = importlib.util.spec_from_file_location("loss_study", ROOT / "benchmarks" / "loss_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["loss_study"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    import benchmarks.loss_study
+
+    return benchmarks.loss_study
 
 
 def test_a_crafted_pickle_is_refused_by_the_loss_study(data, evil, tmp_path):
@@ -179,11 +175,11 @@ def test_a_crafted_pickle_is_refused_by_every_library_loader(evil, tmp_path):
 def test_every_torch_load_of_the_project_is_weights_only():
     """Every ``torch.load`` call (found in the syntax tree, not in docstrings) of the package, the
     examples, the benchmarks and the tests' integration scripts passes ``weights_only=True``; the
-    package's own go through ``contrastive_sr_losses._io.load_tensors_file``."""
+    package's own go through ``contrastive_sr_losses.serialization.load_tensors_file``."""
     import ast
 
     calls, unsafe = [], []
-    for folder in ("contrastive_sr_losses", "examples", "benchmarks", "tests/integration"):
+    for folder in ("contrastive_sr_losses", "srkit", "examples", "benchmarks", "tests/integration"):
         for f in (ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(f.read_text())):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
@@ -195,7 +191,7 @@ def test_every_torch_load_of_the_project_is_weights_only():
                         unsafe.append(where)
     assert calls and not unsafe, unsafe
     assert [c for c in calls if c.startswith("contrastive_sr_losses/")] == [
-        c for c in calls if c.startswith("contrastive_sr_losses/_io.py:")
+        c for c in calls if c.startswith("contrastive_sr_losses/serialization.py:")
     ]
 
 

@@ -130,10 +130,6 @@ def test_registry_builds_every_cheap_loss_and_state_dict_round_trips():
 
 
 def test_kit_composite_loss_is_a_combined_loss():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
     from srkit.losses import CompositeLoss
 
     crit = CompositeLoss("l1+0.1*pixel_contrastive+1.5*high_pass", torch.device("cpu"))

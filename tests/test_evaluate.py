@@ -13,7 +13,9 @@ pytest.importorskip("PIL")
 pytest.importorskip("tqdm")
 from PIL import Image  # noqa: E402
 
-from _examples import SHARED_DATA, load_script  # noqa: E402
+import srkit.evaluate as evaluate  # noqa: E402
+import srkit.train as train  # noqa: E402
+from _examples import SHARED_DATA  # noqa: E402
 
 from srkit.runtime import run_cli  # noqa: E402
 
@@ -22,10 +24,6 @@ from contrastive_sr_losses.metrics import imresize, psnr_y, quantize, ssim_y  # 
 
 def _read(path: Path) -> torch.Tensor:
     return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].double() / 255
-
-
-evaluate = load_script("evaluate")
-train = load_script("train")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -19,11 +18,9 @@ SCRIPT = ROOT / "benchmarks" / "loss_study.py"
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("loss_study", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["loss_study"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    import benchmarks.loss_study
+
+    return benchmarks.loss_study
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +128,6 @@ def test_interval_helpers_and_objective_specs_parse():
     d = study.paired_interval([0.1, 0.3])
     assert d["mean"] == pytest.approx(0.2) and d["half"] == pytest.approx(12.706 * (0.02**0.5) / 2**0.5)
     assert study.paired_interval([0.5])["half"] is None
-    sys.path.insert(0, str(ROOT / "examples"))
     from srkit.losses import parse_loss_spec
 
     for name, objective in study.OBJECTIVES.items():

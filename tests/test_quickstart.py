@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -17,10 +16,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 def _quickstart():
     pytest.importorskip("PIL")
     pytest.importorskip("tqdm")
-    spec = importlib.util.spec_from_file_location("quickstart", ROOT / "examples" / "quickstart.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import examples.quickstart
+
+    return examples.quickstart
 
 
 FAST = ["--steps", "2", "--batch", "2", "--patch", "24", "--eval-crop", "48"]

@@ -25,7 +25,9 @@ pytest.importorskip("PIL")
 pytest.importorskip("tqdm")
 from PIL import Image  # noqa: E402
 
-from _examples import EXAMPLES, load_script  # noqa: E402
+import srkit.evaluate as evaluate  # noqa: E402
+import srkit.train as train  # noqa: E402
+from _examples import EXAMPLES  # noqa: E402
 
 from srkit.data import read_rgb  # noqa: E402
 from srkit.losses import CompositeLoss  # noqa: E402
@@ -49,9 +51,6 @@ from contrastive_sr_losses.losses import (  # noqa: E402
     ratio_contrastive_loss,
 )
 from contrastive_sr_losses.metrics import imresize, quantize, ssim_y  # noqa: E402
-
-train = load_script("train")
-evaluate = load_script("evaluate")
 
 
 def _tiny_disc(seed: int = 0) -> WaveletDiscriminator:

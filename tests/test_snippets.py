@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _frameworks as fw  # noqa: E402
+import _frameworks as fw
 
 BLOCK = re.compile(r"^([ \t]*)```python[^\n]*\n(.*?)^[ \t]*```", re.M | re.S)
 FRAMEWORK = re.compile(r"^# framework: (basicsr|traiNNer|neosr)\b")

@@ -196,9 +196,8 @@ def test_load_weights_is_strict_for_networks_without_foreign_layouts():
 
 
 def test_train_init_from_reads_a_basicsr_file_renamed_and_partial(tmp_path):
-    from _examples import load_script
+    import srkit.train as train
 
-    train = load_script("train")
     x2 = create_model("edsr_baseline", 2, n_resblocks=2, n_feats=16)
     torch.save({"params": export_state_dict(x2, "basicsr")}, tmp_path / "edsr_x2_basicsr.pth")
     x4 = create_model("edsr_baseline", 4, n_resblocks=2, n_feats=16)

@@ -50,7 +50,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .._io import load_tensors_file
+from ..serialization import load_tensors_file
 from .edsr import EDSR
 from .rcan import RCAN
 from .swinir import SwinIR, shifted_window_mask

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .._io import load_tensors_file
+from ..serialization import load_tensors_file
 from .._validation import check_image, check_value_range
 from .random_conv import IMAGENET_MEAN, IMAGENET_STD
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .._io import load_tensors_file
+from ..serialization import load_tensors_file
 from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_positive_int
 from ..embeddings import VGG19Features, WaveletDiscriminator
 from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS

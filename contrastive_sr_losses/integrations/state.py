@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_save, load_tensors_file
+from ..serialization import atomic_save, load_tensors_file
 from .adapters import PCLAdapter, register_classes
 
 __all__ = ["LOSS_STATE_KEY", "stateful_losses", "with_loss_state", "register_model", "loss_state_path",

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._range import check_value_range_once
-from .._nn import training_mode
+from ..utils import training_mode
 from .._validation import (
     autocast_disabled,
     check_betas,

@@ -13,7 +13,9 @@ in its own environment; not collected by the main test suite, which never needs 
 3. spandrel recognises the state dicts our RCAN and SwinIR-light export and gives identical outputs.
 
 Prints one line per check and ends with ``N passed, N failed``; exits 1 if any failed.
-Usage: ``python tests/integration/run_integration.py [WORK_DIR]``.
+Usage: ``PYTHONPATH=. python tests/integration/run_integration.py [WORK_DIR]`` from the repository
+root (``.ci/integration.sh`` does so: its environment is shared between checkouts and does not install
+this one, so the checkout under test is the one on ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))
 
 from contrastive_sr_losses.archs import create_model, export_state_dict  # noqa: E402
 from contrastive_sr_losses.integrations.state import load_loss_state  # noqa: E402

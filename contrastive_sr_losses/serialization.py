@@ -5,6 +5,17 @@ Every file is read with ``torch.load(weights_only=True)``: tensors and plain Pyt
 lists, tuples, str, numbers, None) only. A file whose pickle names any other Python callable (a
 ``__reduce__`` payload that would run a command) is refused before anything of it runs, with one line
 naming the file; so is a truncated or foreign file.
+
+Public (formerly the private ``_io``): the training kit ``srkit`` writes and reads its
+checkpoints with these two functions.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from contrastive_sr_losses.serialization import atomic_save, load_tensors_file
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "state.pt"
+    >>> atomic_save({"step": 3, "w": torch.ones(2)}, path)
+    >>> load_tensors_file(path, "state")["w"]
+    tensor([1., 1.])
 """
 
 from __future__ import annotations

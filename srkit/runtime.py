@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from contrastive_sr_losses._io import atomic_save  # noqa: F401  (the kit's checkpoints and the loss study use it from here)
+from contrastive_sr_losses.serialization import atomic_save  # noqa: F401  (the kit's checkpoints and the loss study use it from here)
 
 
 class UsageError(Exception):
@@ -401,10 +401,10 @@ def _migrate_legacy(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 def safe_load(path: Path, flag: str) -> Any:
     """``torch.load(path, weights_only=True)`` (plus :func:`legacy_globals`) on the CPU, through the
-    library's :func:`contrastive_sr_losses._io.load_tensors_file`: a file that would run code when
+    library's :func:`contrastive_sr_losses.serialization.load_tensors_file`: a file that would run code when
     unpickled is refused with a one-line :class:`UsageError` naming it (nothing of it runs); an
     unreadable file is one line too."""
-    from contrastive_sr_losses._io import load_tensors_file
+    from contrastive_sr_losses.serialization import load_tensors_file
 
     if not path.is_file():
         raise UsageError(f"{flag} {path}: no such file")

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from contrastive_sr_losses._nn import training_mode
+from contrastive_sr_losses.utils import training_mode
 
 from .losses import CompositeLoss
 from .runtime import UsageError
