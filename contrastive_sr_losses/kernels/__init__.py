@@ -23,6 +23,15 @@ makes ``'triton'`` unavailable (``TRITON_UNAVAILABLE_REASON`` says why).
 The loss's vocabulary (``PIXEL_CONTRASTIVE_MODES``, ``PIXEL_CONTRASTIVE_BACKENDS``) and its backend
 choice (``select_pixel_contrastive_backend``, ``pixel_contrastive_fast_map``) live in the loss module;
 they can still be imported from here.
+
+Example:
+    >>> from contrastive_sr_losses import pixel_contrastive_reference_map
+    >>> sr, hr = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    >>> fast = torch_map(sr, hr, 4, 1.0, "grid")
+    >>> fast.shape, torch.allclose(fast, pixel_contrastive_reference_map(sr, hr, 4), atol=1e-5)
+    (torch.Size([1, 1, 8, 8]), True)
+    >>> triton_eligible(sr)        # a CPU tensor: backend 'auto' takes the torch path
+    False
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ raises after a passed check switches its configuration to ``'torch'``
 ``torch.compile`` sees one opaque node and the check never runs while tracing. Which inputs reach
 this op at all is decided by the loss (:mod:`contrastive_sr_losses.losses.pixel_contrastive`, with
 :func:`contrastive_sr_losses.kernels.triton_eligible`).
+
+Example:
+    >>> from contrastive_sr_losses.kernels import torch_map
+    >>> sr, hr = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    >>> torch.allclose(auto_map(sr, hr, 4, 1.0), torch_map(sr, hr, 4, 1.0), atol=1e-5)
+    True
 """
 
 from __future__ import annotations

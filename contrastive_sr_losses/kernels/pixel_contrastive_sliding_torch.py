@@ -17,6 +17,13 @@ window positions outside the image. The working set is a few ``(S, pixels)`` ten
 4 MiB (float32). The forward keeps only ``lse``; the backward recomputes the distances, sums the
 ``sr`` gradient over each window and folds the ``hr`` gradient back onto the pixels it came from
 (:func:`fold_windows`, deterministic).
+
+Example:
+    >>> from contrastive_sr_losses import pixel_contrastive_sliding_reference_map
+    >>> sr, hr = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    >>> fast = pixel_contrastive_sliding_map_torch(sr, hr, 3, 1.0)
+    >>> torch.allclose(fast, pixel_contrastive_sliding_reference_map(sr, hr, 3), atol=1e-5)
+    True
 """
 
 from __future__ import annotations

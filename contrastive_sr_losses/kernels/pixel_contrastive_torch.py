@@ -23,6 +23,13 @@ implementations give it the output shapes.
 This module is also the ``'torch'`` backend's entry in both modes (the sliding-mode ops are in
 :mod:`.pixel_contrastive_sliding_torch`): :func:`torch_map` for the loss, and the
 :func:`torch_forward` / :func:`torch_backward` pair that ``backend='auto'`` and its self-check call.
+
+Example:
+    >>> from contrastive_sr_losses import pixel_contrastive_reference_map
+    >>> sr, hr = torch.rand(2, 3, 12, 10), torch.rand(2, 3, 12, 10)
+    >>> fast = torch_map(sr, hr, 8, 1.0, chunk_size=1)     # partial blocks at the edges, one block per chunk
+    >>> torch.allclose(fast, pixel_contrastive_reference_map(sr, hr, 8), atol=1e-5)
+    True
 """
 
 from __future__ import annotations

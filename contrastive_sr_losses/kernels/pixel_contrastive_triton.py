@@ -40,6 +40,18 @@ in the 16x16 sliding backward.
 
 ``TRITON_INTERPRET=1`` in the environment *when this module is imported* makes ``triton.jit`` return
 interpreted kernels that run on CPU tensors (slowly): that is how CI tests the kernels without a GPU.
+
+The example runs on CUDA tensors, or on CPU tensors in Triton's interpreter (``TRITON_INTERPRET=1``
+set before the import, as the test suite does).
+
+Example:
+    >>> from contrastive_sr_losses.kernels import torch_map
+    >>> sr, hr = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    >>> if torch.cuda.is_available():
+    ...     sr, hr = sr.cuda(), hr.cuda()
+    >>> fast = pixel_contrastive_map_triton(sr, hr, 4, 1.0)
+    >>> torch.allclose(fast, torch_map(sr, hr, 4, 1.0), atol=1e-5)
+    True
 """
 
 from __future__ import annotations
