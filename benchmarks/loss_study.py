@@ -340,19 +340,19 @@ def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None
 
 
 def code_version() -> dict[str, str | None]:
-    """The git commit of this checkout, and a hash of the files that define the evaluation protocol
-    (runs scored under different protocols are not comparable: the report flags a mix)."""
-    import hashlib
+    """The git commit of this checkout, and the fingerprint of the evaluation protocol
+    (:func:`srkit.evaluation.protocol_fingerprint`: what the protocol computes on fixed images, not
+    where its code lives). Runs scored under different protocols are not comparable: the report flags
+    a mix. Runs committed before the fingerprint recorded a hash of four source files; those were
+    rewritten to the fingerprint after it came out equal for the code that scored them (CHANGELOG)."""
+    from srkit.evaluation import protocol_fingerprint
 
-    files = [ROOT / "contrastive_sr_losses" / "metrics.py", ROOT / "contrastive_sr_losses" / "functional" / "color.py",
-             ROOT / "srkit" / "evaluation.py", ROOT / "srkit" / "data.py"]
-    digest = hashlib.sha1(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()[:12]
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
-    return {"commit": commit, "protocol": digest}
+    return {"commit": commit, "protocol": protocol_fingerprint()}
 
 
 def run_job(settings: dict[str, Any], job: Job) -> dict[str, Any]:

@@ -242,3 +242,50 @@ def plot_curves(run_dirs: Sequence[Path], out_png: Path) -> Path | None:
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def protocol_fingerprint() -> str:
+    """A 12-hex fingerprint of what the evaluation protocol *computes*: runs that record the same
+    fingerprint were scored the same way, whatever files the code lived in.
+
+    It runs the protocol on fixed synthetic images (a colour and a grayscale one, sizes not multiples
+    of the scale): :func:`~srkit.data.mod_crop` and :func:`~srkit.data.make_lr` (8-bit MATLAB bicubic),
+    then :func:`evaluate` (x4, with and without ``round_y``) on the bicubic upscaler and on a perturbed
+    copy of HR, and hashes the LR bytes and every score rounded to 1e-6 (so float noise below the
+    reported precision does not count). LPIPS is not part of it: its definition is pinned by its own
+    tests against the ``lpips`` package.
+
+    Example:
+        >>> len(protocol_fingerprint())
+        12
+    """
+    import hashlib
+
+    from .data import make_lr, mod_crop
+
+    g = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 45), torch.linspace(0, 1, 50), indexing="ij")
+    base = 0.5 + 0.3 * torch.sin(17 * x + 5 * y) * torch.cos(11 * y)
+    colour = torch.stack([base, base.flip(0), 1 - base]) + 0.05 * torch.randn(3, 45, 50, generator=g)
+    colour = colour.clamp(0, 1).mul(255).round().to(torch.uint8)
+    gray = colour[:1].expand(3, -1, -1).clone()
+    digest = hashlib.sha1()
+    pairs = []
+    for name, img, is_gray in (("colour", colour, False), ("gray", gray, True)):
+        hr = mod_crop(img, 4)
+        lr = make_lr(hr, 4)
+        digest.update(lr.numpy().tobytes())
+        pairs.append(Pair(name, lr, hr, is_gray))
+    noise = 0.03 * torch.randn(1, 3, 44, 48, generator=g)
+
+    def perturbed(lr: Tensor) -> Tensor:
+        hr = next(p.hr for p in pairs if p.lr.shape[-2:] == lr.shape[-2:] and torch.equal(to_float(p.lr)[None], lr))
+        return (to_float(hr)[None] + noise).clamp(0, 1)
+
+    methods = {"bicubic": bicubic_upscaler(4), "perturbed": perturbed}
+    for round_y in (False, True):
+        scores = evaluate(methods, {"synthetic": pairs}, 4, torch.device("cpu"), round_y=round_y)
+        for method in methods:
+            for row in scores[method]["synthetic"]["images"]:
+                digest.update(f"{method}:{row['image']}:{row['psnr']:.6f}:{row['ssim']:.6f};".encode())
+    return digest.hexdigest()[:12]

@@ -168,3 +168,22 @@ def test_bridge_x2_bicubic_is_scored_as_the_literature_scores_a_grayscale_image(
     (tmp_path / "Set14" / "bridge.png").write_bytes((SHARED_DATA / "Set14" / "bridge.png").read_bytes())
     result = evaluate.main(["--scale", "2", "--test", str(tmp_path / "Set14"), "--lpips", "none", "--no-progress"])
     assert result["results"]["bicubic"]["Set14"]["psnr"] == pytest.approx(26.57, abs=0.01)  # 27.89 as RGB
+
+
+def test_protocol_fingerprint_is_stable_and_moves_with_what_the_protocol_computes(monkeypatch):
+    import srkit.data
+    import srkit.evaluation
+    from srkit.evaluation import protocol_fingerprint
+
+    base = protocol_fingerprint()
+    assert base == protocol_fingerprint() and len(base) == 12
+    # a different crop border (one pixel more) changes the scores, hence the fingerprint
+    reference_y = srkit.evaluation.ReferenceY
+    monkeypatch.setattr(srkit.evaluation, "ReferenceY",
+                        lambda hr, crop_border, round_y: reference_y(hr, crop_border + 1, round_y=round_y))
+    assert protocol_fingerprint() != base
+    monkeypatch.undo()
+    # an LR made without antialiasing changes the LR bytes
+    monkeypatch.setattr(srkit.data, "make_lr", lambda hr, scale: srkit.data.quantize(
+        srkit.data.imresize(hr.double() / 255, 1 / scale, antialiasing=False)).mul(255).round().byte())
+    assert protocol_fingerprint() != base
