@@ -63,7 +63,7 @@ class WaveletDiscriminator(nn.Module):
 
     The activations are not in-place, so the returned features are the blocks' outputs. BatchNorm
     behaves as usual: batch statistics in training mode, running statistics in eval mode;
-    :class:`~contrastive_sr_losses.losses.frequency_contrastive.FrequencyContrastiveLoss` reads the
+    :class:`~contrastive_sr_losses.losses.pcl.FrequencyContrastiveLoss` reads the
     features in eval mode.
 
     Example:

@@ -114,7 +114,7 @@ class CombinedLoss(nn.Module):
         self.trainers: dict[str, Any] = {}
         for name in self.losses:
             if LOSSES[name].trained:
-                from .frequency_contrastive import PCLTrainer
+                from .pcl_trainer import PCLTrainer
 
                 make = pcl_trainer or PCLTrainer
                 self.trainers[name] = make(self.losses[name])

@@ -54,7 +54,7 @@ def _pcl(
 ) -> nn.Module:
     """PCL's loss over a fresh wavelet discriminator (``disc_channels`` / ``disc_strides``: its widths)."""
     from ..embeddings.wavelet_discriminator import WaveletDiscriminator
-    from .frequency_contrastive import FrequencyContrastiveLoss
+    from .pcl import FrequencyContrastiveLoss
 
     disc_kwargs = {k: v for k, v in (("channels", disc_channels), ("strides", disc_strides)) if v is not None}
     return FrequencyContrastiveLoss(WaveletDiscriminator(**disc_kwargs), **kwargs)
@@ -92,7 +92,7 @@ LOSSES: dict[str, LossEntry] = {
         build=_vgg_contrastive,
     ),
     "pcl": LossEntry(
-        "contrastive_sr_losses.losses.frequency_contrastive", "FrequencyContrastiveLoss", False,
+        "contrastive_sr_losses.losses.pcl", "FrequencyContrastiveLoss", False,
         "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; the paper's weight 1 lost 1-10 dB "
         "PSNR-Y in the loss study: weight 0.01 when none is written), the discriminator trained alternately "
         "(d_lr=1e-4; lr_negative=true adds the LR negative; disc_channels/disc_strides; generator_gradient=false: "

@@ -22,7 +22,7 @@ bicubic-upsampled LR image).
 
 ``pcl`` trains its embedding, a wavelet discriminator, alternately with the SR network: every training
 call makes one discriminator step (eq 7, its own Adam, learning rate ``d_lr``, default 1e-4) and then
-returns the generator-side loss (:class:`~contrastive_sr_losses.losses.frequency_contrastive.PCLTrainer`).
+returns the generator-side loss (:class:`~contrastive_sr_losses.losses.pcl_trainer.PCLTrainer`).
 Its discriminator keys: ``d_lr`` (a number, or ``same``: the generator's ``--lr``, as the authors'
 code), ``d_schedule`` (``constant``, default, as the authors' code in effect; or ``same``: the
 generator's schedule), ``d_form`` (``per_position``, default, or ``flattened``: the authors' eq 7 on
@@ -268,7 +268,7 @@ class CompositeLoss(CombinedLoss):
         self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False,
         generator_lr: float | None = None, generator_schedule: Callable[[Any], Any] | None = None,
     ) -> None:
-        from contrastive_sr_losses.losses.frequency_contrastive import PCLTrainer
+        from contrastive_sr_losses.losses.pcl_trainer import PCLTrainer
 
         terms_spec = parse_loss_spec(spec)
         kwargs = {t.name: dict(t.kwargs) for t in terms_spec}
