@@ -3,7 +3,7 @@ eq 9): the ratio contrastive loss in the feature space of a frozen, randomly ini
 Conv3x3 -> Tanh -> Conv3x3, with the bicubic-upsampled LR image as the negative.
 
 Neither paper publishes the channel count or the layer weights. Defaults chosen here: 16 channels
-(see :class:`~contrastive_sr_losses.embeddings.random_conv.RandomConvFeatures`) and equal weights
+(see :class:`~contrastive_sr_losses.embeddings.random_conv_features.RandomConvFeatures`) and equal weights
 (0.5, 0.5) on the two feature maps (after the Tanh, after the second conv), so the loss is the
 average of two ratios: 0 when SR == HR, 1 when SR is as far from HR as from the bicubic image.
 Near SR == negative the ratio explodes (``d_pos / eps``); an untrained network with a bicubic skip
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .._range import check_value_range_once
-from ..embeddings.random_conv import RandomConvFeatures
+from ..embeddings.random_conv_features import RandomConvFeatures
 from .ratio_contrastive import RatioContrastiveLoss
 
 __all__ = ["RandomConvContrastiveLoss", "random_conv_contrastive_loss", "RANDOM_CONV_WEIGHTS"]

@@ -89,7 +89,7 @@ def ratio_contrastive_loss(
         NaN for an image with a NaN or an Inf in ``sr``, ``hr`` or ``negative``.
 
     Example:
-        >>> from contrastive_sr_losses.embeddings.random_conv import RandomConvFeatures
+        >>> from contrastive_sr_losses.embeddings.random_conv_features import RandomConvFeatures
         >>> phi = RandomConvFeatures(seed=0)
         >>> sr = torch.rand(2, 3, 16, 16, requires_grad=True)
         >>> hr, neg = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
