@@ -41,6 +41,8 @@ __all__ = [
     "check_choice",
     "compute_dtype",
     "module_dtype",
+    "check_crop_border",
+    "check_y_channels",
 ]
 
 
@@ -298,3 +300,29 @@ def check_choice(value: object, name: str, choices: Collection[str]) -> str:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_crop_border(shape: torch.Size, crop_border: object, min_size: int) -> int:
+    """``crop_border``: an int >= 0 that leaves at least ``min_size`` x ``min_size`` pixels of an
+    image of ``shape`` (``(..., H, W)``) after cropping it at each border (1: any pixel; SSIM's window
+    otherwise); returned."""
+    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+        raise ValueError(f"crop_border must be an int >= 0, got {crop_border!r}")
+    h, w = shape[-2:]
+    if min(h, w) - 2 * crop_border < min_size:
+        if min_size == 1:
+            raise ValueError(f"crop_border={crop_border} leaves no pixels of a {h}x{w} image")
+        raise ValueError(
+            f"ssim_y needs at least {min_size}x{min_size} pixels after cropping crop_border={crop_border} "
+            f"at each border, got a {h}x{w} image"
+        )
+    return crop_border
+
+
+def check_y_channels(x: Tensor, names: str) -> Tensor:
+    """An ``(N, C, H, W)`` image scored on its luma: RGB (C = 3) or already one channel (C = 1)."""
+    if x.shape[1] not in (1, 3):
+        raise ValueError(
+            f"{names} must be RGB of shape (N, 3, H, W) or one-channel Y / grayscale (N, 1, H, W), got {tuple(x.shape)}"
+        )
+    return x

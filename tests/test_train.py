@@ -26,7 +26,7 @@ from srkit.losses import LOSSES, RECIPES, CompositeLoss, parse_loss_spec  # noqa
 from srkit.runtime import UsageError, parse_kwargs, run_cli  # noqa: E402
 
 from contrastive_sr_losses.archs import TINY_OVERRIDES  # noqa: E402
-from contrastive_sr_losses.metrics import imresize, quantize  # noqa: E402
+from contrastive_sr_losses.functional import imresize, quantize  # noqa: E402
 
 
 train = load_script("train")

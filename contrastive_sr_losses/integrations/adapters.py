@@ -56,7 +56,7 @@ from ..losses import (
 )
 from ..losses.high_pass import DEFAULT_HIGH_PASS_SIGMA
 from ..losses.random_conv import RANDOM_CONV_WEIGHTS
-from ..metrics import imresize
+from ..functional.resize import imresize
 
 __all__ = [
     "Convention",
