@@ -33,7 +33,8 @@ from .._validation import (
     autocast_disabled,
     check_choice,
     check_image_pair,
-    check_positive_int,
+    check_kernel_size,
+    check_reduction,
     check_sigma,
     compute_dtype,
 )
@@ -41,20 +42,19 @@ from ..functional.filters import HIGH_PASS_MODES, gaussian_high_pass, high_pass_
 
 __all__ = ["GaussianHighPassLoss", "gaussian_high_pass_loss", "DEFAULT_HIGH_PASS_SIGMA"]
 
-REDUCTIONS = ("mean", "sum", "none")
 DEFAULT_HIGH_PASS_SIGMA = 1.0
 
 
-def _check_args(sigma: object, kernel_size: object, mode: object, reduction: object) -> None:
-    check_sigma(sigma)
+def _high_pass_options(sigma: object, kernel_size: object, mode: object, reduction: object) -> tuple[float, int | None, str, str]:
+    """The loss's options, checked: ``(sigma, kernel_size, mode, reduction)``."""
+    sigma = check_sigma(sigma)
     check_choice(mode, "mode", HIGH_PASS_MODES)
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_reduction(reduction)
     if kernel_size is not None:
         if mode == "fft":
             raise ValueError("kernel_size applies to mode='spatial' only; leave it None with mode='fft'")
-        check_positive_int(kernel_size, "kernel_size")
-        if kernel_size % 2 == 0:  # type: ignore[operator]
-            raise ValueError(f"kernel_size must be odd (the filter is centred), got {kernel_size}")
+        check_kernel_size(kernel_size)
+    return sigma, kernel_size, mode, reduction  # type: ignore[return-value]
 
 
 def gaussian_high_pass_loss(
@@ -93,7 +93,7 @@ def gaussian_high_pass_loss(
         True
     """
     check_image_pair(sr, hr)
-    _check_args(sigma, kernel_size, mode, reduction)
+    _high_pass_options(sigma, kernel_size, mode, reduction)
     dtype = compute_dtype(sr, hr)
     with autocast_disabled(sr.device.type):  # filter in float32 even inside autocast
         a, b = sr.to(dtype), hr.to(dtype)
@@ -146,11 +146,7 @@ class GaussianHighPassLoss(nn.Module):
         reduction: str = "mean",
     ) -> None:
         super().__init__()
-        _check_args(sigma, kernel_size, mode, reduction)
-        self.sigma = float(sigma)
-        self.kernel_size = kernel_size
-        self.mode = mode
-        self.reduction = reduction
+        self.sigma, self.kernel_size, self.mode, self.reduction = _high_pass_options(sigma, kernel_size, mode, reduction)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         return gaussian_high_pass_loss(

@@ -47,7 +47,13 @@ from torch import Tensor
 from .._range import check_value_range_once
 from .._nn import training_mode
 from .._validation import (
+    REDUCTIONS,
     autocast_disabled,
+    check_bool,
+    check_feature_maps,
+    check_layer_indices,
+    check_logits,
+    check_reduction,
     check_choice,
     check_eps,
     check_image_pair,
@@ -73,7 +79,7 @@ __all__ = [
     "FrequencyContrastiveLoss",
 ]
 
-REDUCTIONS = ("mean", "none")
+PCL_REDUCTIONS = tuple(r for r in REDUCTIONS if r != "sum")  # eq 10 is a mean; no sum
 DISCRIMINATOR_FORMS = ("per_position", "flattened")
 SAMPLE_FORMS = ("library", "authors")
 Features = Tensor | Sequence[Tensor]
@@ -87,14 +93,6 @@ COSINE_EPS = 1e-4
 # ------------------------------------------------------------------------------------------------
 # eq 7: the discriminator's loss
 # ------------------------------------------------------------------------------------------------
-def _check_logits(x: object, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (B, ...), got {type(x).__name__}")
-    if x.dim() == 0 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have a non-empty batch dimension (B, ...), got shape {tuple(x.shape)}")
-    return x
-
-
 def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *, form: str = "per_position") -> Tensor:
     r"""Contrastive discriminator loss of eq 7 (Yu et al.'s one-against-a-batch softmax cross-entropy).
 
@@ -127,8 +125,8 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *, 
         >>> contrastive_discriminator_loss(real, fake)  # 2 * log(1 + e^(0 - 2))
         tensor(0.2539)
     """
-    _check_logits(real_logits, "real_logits")
-    _check_logits(fake_logits, "fake_logits")
+    check_logits(real_logits, "real_logits")
+    check_logits(fake_logits, "fake_logits")
     if real_logits.shape[1:] != fake_logits.shape[1:] or real_logits.device != fake_logits.device:
         raise ValueError(
             "real_logits and fake_logits must share the shape after the batch dimension and the device, got "
@@ -158,29 +156,6 @@ def _as_list(x: object, name: str) -> list[Tensor]:
     if isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
         return list(x)
     raise TypeError(f"{name} must be a tensor or a non-empty list of tensors (one per layer), got {type(x).__name__}")
-
-
-def _check_features(anchor: list[Tensor], positives: list[Tensor], negatives: list[Tensor]) -> None:
-    if not len(anchor) == len(positives) == len(negatives):
-        raise ValueError(
-            f"anchor, positives and negatives must hold one entry per layer, got {len(anchor)}, "
-            f"{len(positives)} and {len(negatives)} layers"
-        )
-    for l, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
-        if a.dim() != 4 or not a.is_floating_point():
-            raise ValueError(f"anchor[{l}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
-        if a.numel() == 0:
-            raise ValueError(f"anchor[{l}] must be non-empty (N, C, H, W >= 1), got shape {tuple(a.shape)}")
-        for name, t in (("positives", p), ("negatives", n)):
-            if not t.is_floating_point():
-                raise TypeError(f"{name}[{l}] must be a floating-point feature map, got {t.dtype}")
-            if t.dim() != 5 or t.shape[0] != a.shape[0] or t.shape[2:] != a.shape[1:] or t.shape[1] < 1:
-                raise ValueError(
-                    f"{name}[{l}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
-                    f"anchor[{l}] {tuple(a.shape)}, got {tuple(t.shape)}"
-                )
-            if t.device != a.device:
-                raise ValueError(f"{name}[{l}] is on {t.device} but anchor[{l}] on {a.device}")
 
 
 def _mean_cosine(anchor: Tensor, samples: Tensor, dtype: torch.dtype, eps: float) -> Tensor:
@@ -237,9 +212,9 @@ def frequency_contrastive_loss(
     anchors = _as_list(anchor, "anchor")
     pos = _as_list(positives, "positives")
     neg = _as_list(negatives, "negatives")
-    _check_features(anchors, pos, neg)
+    check_feature_maps(anchors, pos, neg)
     temperature = check_temperature(temperature)
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_reduction(reduction, PCL_REDUCTIONS)
     eps = check_eps(eps)
     dtype = compute_dtype(*anchors)
     total = None
@@ -257,19 +232,6 @@ def frequency_contrastive_loss(
 # ------------------------------------------------------------------------------------------------
 # the module: samples, embedding, loss
 # ------------------------------------------------------------------------------------------------
-def _check_layers(discriminator: nn.Module, layers: object) -> tuple[int, ...]:
-    check = getattr(discriminator, "check_layers", None)
-    if callable(check):
-        return tuple(check(layers))
-    try:
-        items = tuple(layers)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"layers must be a sequence of layer indices, got {layers!r}") from None
-    if not items:
-        raise ValueError("layers must name at least one layer")
-    return items
-
-
 class FrequencyContrastiveLoss(nn.Module):
     r"""PCL's generator-side contrastive loss (Wu et al., eqs 8-10) with its samples and embedding.
 
@@ -361,18 +323,14 @@ class FrequencyContrastiveLoss(nn.Module):
         super().__init__()
         if not isinstance(discriminator, nn.Module):
             raise TypeError(f"discriminator must be an nn.Module, got {type(discriminator).__name__}")
-        if not isinstance(generator_gradient, bool):
-            raise TypeError(f"generator_gradient must be a bool, got {type(generator_gradient).__name__}")
-        self.generator_gradient = generator_gradient
+        self.generator_gradient = check_bool(generator_gradient, "generator_gradient", yaml_hint=False)
         self.discriminator = discriminator.eval()
         self.num_positives = check_positive_int(num_positives, "num_positives")
         self.num_negatives = check_positive_int(num_negatives, "num_negatives")
-        self.layers = _check_layers(discriminator, layers)
+        self.layers = check_layer_indices(discriminator, layers)
         self.temperature = check_temperature(temperature)
-        if not isinstance(lr_negative, bool):
-            raise TypeError(f"lr_negative must be a bool, got {type(lr_negative).__name__}")
-        self.lr_negative = lr_negative
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.lr_negative = check_bool(lr_negative, "lr_negative", yaml_hint=False)
+        self.reduction = check_reduction(reduction, PCL_REDUCTIONS)
         self.sample_form = check_choice(sample_form, "sample_form", SAMPLE_FORMS)
         authors = sample_form == "authors"
         if authors and value_range is None:

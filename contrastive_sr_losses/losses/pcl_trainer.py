@@ -21,6 +21,7 @@ from .._nn import training_mode
 from .._validation import (
     autocast_disabled,
     check_betas,
+    check_bool,
     check_choice,
     check_eps,
     check_image_pair,
@@ -154,9 +155,7 @@ class PCLTrainer:
             raise TypeError(f"scheduler must be a function optimizer -> LRScheduler, got {type(scheduler).__name__}")
         self.scheduler = scheduler(optimizer) if scheduler is not None else None
         self.discriminator_form = check_choice(discriminator_form, "discriminator_form", DISCRIMINATOR_FORMS)
-        if not isinstance(augment_discriminator, bool):
-            raise TypeError(f"augment_discriminator must be a bool, got {type(augment_discriminator).__name__}")
-        self.augment_discriminator = augment_discriminator
+        self.augment_discriminator = check_bool(augment_discriminator, "augment_discriminator", yaml_hint=False)
         self.steps = 0
         self.skipped_steps = 0
         self.last_discriminator_loss: Tensor | None = None
