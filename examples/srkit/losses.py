@@ -49,7 +49,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from contrastive_sr_losses.losses.combined import CombinedLoss
-from contrastive_sr_losses.losses.registry import LOSSES, LossEntry  # noqa: F401  (the one registry)
+from contrastive_sr_losses.losses.registry import LOSSES, LossEntry, build_trainer  # noqa: F401  (the one registry)
 
 from .runtime import UsageError, parse_kwargs, split_top_level
 
@@ -268,8 +268,6 @@ class CompositeLoss(CombinedLoss):
         self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False,
         generator_lr: float | None = None, generator_schedule: Callable[[Any], Any] | None = None,
     ) -> None:
-        from contrastive_sr_losses.losses.pcl_trainer import PCLTrainer
-
         terms_spec = parse_loss_spec(spec)
         kwargs = {t.name: dict(t.kwargs) for t in terms_spec}
         pcl_kwargs = kwargs.get("pcl", {})
@@ -290,8 +288,8 @@ class CompositeLoss(CombinedLoss):
             optimizer = _SyncedAdam(pcl.discriminator, float(d_lr)) if distributed else None
             scaler = torch.amp.GradScaler(device.type) if fp16_scaler else None
             try:
-                return PCLTrainer(
-                    pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,  # type: ignore[arg-type]
+                return build_trainer(
+                    "pcl", pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,  # type: ignore[arg-type]
                     scheduler=generator_schedule if d_schedule == "same" else None,
                     discriminator_form=d_form, augment_discriminator=d_augment,
                 )
