@@ -241,9 +241,10 @@ class RandomConvContrastiveAdapter(CSRLoss):
         >>> loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
         torch.Size([])
 
-    ``loss_weight`` defaults to 0.001, the least harmful weight of the library's loss study (README,
-    "Random-conv"): it still cost 0.011 to 0.047 dB PSNR-Y against L1 alone; 0.01 cost 0.25 to 0.63 dB
-    and 1 cost 4 to 7 dB.
+    ``loss_weight`` defaults to 0.001, the least harmful weight of the library's loss study: it still
+    cost a few hundredths of a dB of PSNR-Y against L1 alone, and weight 1 cost several dB (the numbers:
+    ``docs/choosing-a-loss.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+    repository).
     """
 
     registry_name = "random_conv"
@@ -313,7 +314,8 @@ class FrequencyContrastiveAdapter(CSRLoss):
     discriminator read from ``discriminator_weights`` (a ``WaveletDiscriminator`` state dict, for
     example the ``discriminator`` entry of a ``CSRPCLLoss`` training state): PCL without the GAN-like
     training, the paper's own suggestion. ``lr_negative: true`` uses the LR image as one negative.
-    ``loss_weight`` defaults to 0.01, as :class:`PCLAdapter`'s (the loss study's least harmful alpha).
+    ``loss_weight`` defaults to 0.01, as :class:`PCLAdapter`'s (the loss study's least harmful alpha; the
+    paper's 1 lowered PSNR-Y by several dB, see ``docs/choosing-a-loss.md``).
     """
 
     registry_name = "pcl"
@@ -364,8 +366,9 @@ class PCLAdapter(CSRLoss):
     :class:`~contrastive_sr_losses.embeddings.WaveletDiscriminator`. Each training-mode call makes one
     discriminator step (its own Adam, ``disc_lr``) then returns the generator-side contrastive loss.
     The paper's eq 11 is ``L1 + 1.0 * L_CL``; ``loss_weight`` defaults to 0.01 instead, the least
-    harmful alpha of the library's loss study (README, "PCL"): alpha 1 lost 1 to 10 dB PSNR-Y against
-    L1 alone and 0.01 still lost a few hundredths. ``generator_gradient: false`` is the authors'
+    harmful alpha of the library's loss study: alpha 1 lowered PSNR-Y by several dB against L1 alone
+    (the numbers: ``docs/choosing-a-loss.md`` on the documentation site,
+    ``benchmarks/results/loss_study*.md`` in the repository). ``generator_gradient: false`` is the authors'
     released form (the loss is logged but sends the network no gradient).
 
     The discriminator and its optimizer are state a resume must restore: use the framework's model

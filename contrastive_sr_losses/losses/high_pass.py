@@ -15,12 +15,11 @@ The paper gives no sigma / cut-off. The default ``sigma=1.0`` was chosen with th
 ``benchmarks/high_pass_sigma.py`` (results in ``benchmarks/results/high_pass_sigma*.json`` and the
 README): a tiny x2 network trained on T91 for 1500 steps with ``0.4 * L1 + 0.6 * L_hf`` for sigma in
 {0.5, 1, 2, 3} against L1 alone, two seeds, PSNR-Y on Set5 / Set14. All differences were within the
-seed-to-seed noise (about 0.03 dB); sigma 1 was the most consistent (every run within 0.02 dB of L1),
-sigma 2 the only value below L1 in every run. The library's loss study (``benchmarks/loss_study.py``,
-README "Does it help?"; EDSR-baseline 4x32 at x4, T91 + BSD200, 600 iterations, 3 paired seeds) kept
-it: ``0.4 * L1 + 0.6 * L_hf`` at sigma 1 beat L1 alone by +0.035 to +0.092 dB PSNR-Y on Set5, Set14,
-B100, Urban100 and Manga109_subset (beyond the 95% intervals; LPIPS 0.010 higher); against sigma 1,
-sigma 2 was +0.011 to +0.017 dB and sigma 0.5 -0.018 to -0.054 dB, both within noise.
+seed-to-seed noise; sigma 1 was the most consistent, sigma 2 the only value below L1 in every run.
+The library's loss study (``benchmarks/loss_study.py``) kept it: ``0.4 * L1 + 0.6 * L_hf`` at sigma 1
+beat L1 alone in PSNR-Y on every test set (LPIPS slightly higher), and sigma 2 and 0.5 were within
+noise of sigma 1. The numbers: ``docs/loss-study.md`` on the documentation site,
+``benchmarks/results/loss_study*.md`` in the repository.
 """
 
 from __future__ import annotations

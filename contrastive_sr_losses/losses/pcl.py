@@ -10,6 +10,11 @@ SR, positives and negatives at layer l and s the mean over pixels of the channel
     L_{i,l}  = 1/K_P * sum_j -log( exp(s(f,p_j)/tau) / (exp(s(f,p_j)/tau) + sum_k exp(s(f,n_k)/tau)) )  (eq 8)
     L_CL     = 1/(N L) * sum_i sum_l L_{i,l};     L_SR = L1 + alpha * L_CL, alpha = 1                 (eqs 10, 11)
 
+The paper's alpha = 1 lowered PSNR-Y by several dB against L1 alone in the library's loss study; the
+library hands out alpha = 0.01 where it picks the weight (the numbers: ``docs/choosing-a-loss.md`` and
+``docs/loss-study.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+repository).
+
 E_D is trained GAN-like, one step per generator step, with the contrastive discriminator loss of eq 7
 (one real against the batch of fakes and vice versa, a softmax cross-entropy).
 
@@ -284,7 +289,8 @@ class FrequencyContrastiveLoss(nn.Module):
             gradient from it, so the network trains on the other terms (L1) alone; the discriminator still
             trains through :class:`PCLTrainer`. The published PCL numbers come from this form. Default
             ``True`` because a term that sends no gradient is not a training loss; note that with
-            ``True`` and alpha >= 0.1 the library's loss study measured large PSNR losses (README, PCL).
+            ``True`` and alpha >= 0.1 the library's loss study measured large PSNR-Y losses (see
+            ``docs/choosing-a-loss.md``).
 
     Shape:
         - sr, hr: ``(N, C, H, W)``; lr: ``(N, C, h, w)`` (any size; upsampled to ``H x W``).
@@ -295,8 +301,8 @@ class FrequencyContrastiveLoss(nn.Module):
         >>> criterion = FrequencyContrastiveLoss(WaveletDiscriminator().requires_grad_(False))  # frozen E_D
         >>> sr = torch.rand(2, 3, 32, 32, requires_grad=True)
         >>> hr = torch.rand(2, 3, 32, 32)
-        >>> # eq 11 with alpha 0.01, not the paper's 1: in the library's loss study alpha 1 lost 1 to 10 dB
-        >>> # PSNR-Y against L1 alone (README, "PCL"); check the term's size with gradient_balance
+        >>> # eq 11 with alpha 0.01, not the paper's 1: in the library's loss study alpha 1 lowered PSNR-Y by
+        >>> # several dB against L1 alone (docs/choosing-a-loss.md); check the term's size with gradient_balance
         >>> loss = torch.nn.functional.l1_loss(sr, hr) + 0.01 * criterion(sr, hr)
         >>> loss.backward()
         >>> sr.grad.abs().sum() > 0

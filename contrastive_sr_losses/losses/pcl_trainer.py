@@ -55,7 +55,7 @@ class PCLTrainer:
         pcl = PCLTrainer(FrequencyContrastiveLoss(WaveletDiscriminator()).to(device))
         for lr_img, hr in loader:
             sr = model(lr_img)
-            loss = F.l1_loss(sr, hr) + 0.01 * pcl(sr, hr)  # eq 11 at alpha 0.01 (the paper's 1 lost 1-10 dB)
+            loss = F.l1_loss(sr, hr) + 0.01 * pcl(sr, hr)  # eq 11 at alpha 0.01 (the paper's 1 lost several dB)
             optimizer.zero_grad(); loss.backward(); optimizer.step()
 
     Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation

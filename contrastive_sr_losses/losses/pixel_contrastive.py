@@ -12,13 +12,12 @@ with S = 64, i.e. ``region=8`` (its best trade-off: PSNR in table 5, training me
 table 6).
 
 The defaults (``region=8``, ``temperature=1`` on [0, 1] images, ``mode='grid'``, weight 0.1) are the
-ones the library's loss study supports (``benchmarks/loss_study.py``, README "Does it help?";
-EDSR-baseline 4x32 at x4, 600 iterations, 3 paired seeds). ``L1 + 0.1 * loss`` beat L1 alone by
-+0.097 +- 0.039 / +0.065 +- 0.030 / +0.036 +- 0.022 / +0.050 +- 0.021 / +0.136 +- 0.050 dB PSNR-Y
-(mean +- 95% interval) on Set5 / Set14 / B100 / Urban100 / Manga109_subset. Against that default,
-T = 0.3 and 0.1 (weight 0.1 T) and ``region=4`` were level; the paper-literal [0, 255] reading
-(``temperature=1/255`` with weight 0.1/255) was behind on every set (-0.006 to -0.056 dB), as were
-``region=16`` (-0.013 to -0.036 dB) and ``mode='sliding'`` (-0.012 to -0.048 dB), all beyond noise.
+ones the library's loss study (``benchmarks/loss_study.py``) supports: ``L1 + 0.1 * loss`` beat L1
+alone in PSNR-Y on every test set; against that default, smaller temperatures and ``region=4`` were
+level, while the paper-literal [0, 255] reading (``temperature=1/255`` with weight 0.1/255),
+``region=16`` and ``mode='sliding'`` were behind. The numbers: ``docs/loss-study.md`` and
+``docs/choosing-a-loss.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+repository.
 
 Grid vs sliding (``mode``):
 

@@ -40,7 +40,8 @@ class LossEntry:
             (:class:`~contrastive_sr_losses.PCLTrainer`); None otherwise. :func:`build_trainer`
             calls it; ``trained`` says whether there is one.
         default_weight: the weight of a ``--loss`` term written without one: 1, except where the loss
-            study measured 1 as harmful (random-conv 0.001, PCL 0.01).
+            study measured 1 as harmful (random-conv 0.001, PCL 0.01; the numbers: ``docs/choosing-a-loss.md``
+            on the documentation site, ``benchmarks/results/loss_study*.md`` in the repository).
     """
 
     module: str
@@ -98,7 +99,8 @@ LOSSES: dict[str, LossEntry] = {
     "random_conv": LossEntry(
         "contrastive_sr_losses.losses.random_conv", "RandomConvContrastiveLoss", True,
         "ratio contrastive loss in a frozen random Conv-Tanh-Conv space, negative = bicubic LR (RLFN / RRLFN); "
-        "weight 0.001 when none is written (the loss study's least harmful: -0.01 to -0.05 dB PSNR-Y; 1: -4 to -7 dB)",
+        "weight 0.001 when none is written (the loss study's least harmful; weight 1 lowered PSNR-Y by several dB: "
+        "docs/choosing-a-loss.md)",
         default_weight=0.001,
     ),
     "vgg_contrastive": LossEntry(
@@ -108,8 +110,9 @@ LOSSES: dict[str, LossEntry] = {
     ),
     "pcl": LossEntry(
         "contrastive_sr_losses.losses.pcl", "FrequencyContrastiveLoss", False,
-        "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; the paper's weight 1 lost 1-10 dB "
-        "PSNR-Y in the loss study: weight 0.01 when none is written), the discriminator trained alternately "
+        "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; the paper's weight 1 lowered PSNR-Y "
+        "by several dB in the loss study, see docs/choosing-a-loss.md: weight 0.01 when none is written), "
+        "the discriminator trained alternately "
         "(d_lr=1e-4; lr_negative=true adds the LR negative; disc_channels/disc_strides; generator_gradient=false: "
         "the authors' released form, logged but no gradient to the network)",
         build=_pcl,
