@@ -347,8 +347,9 @@ def code_version() -> dict[str, str | None]:
     (runs scored under different protocols are not comparable: the report flags a mix)."""
     import hashlib
 
-    files = [ROOT / "contrastive_sr_losses" / "metrics.py", ROOT / "contrastive_sr_losses" / "functional" / "color.py",
-             ROOT / "examples" / "srkit" / "evaluation.py", ROOT / "examples" / "srkit" / "data.py"]
+    package = ROOT / "contrastive_sr_losses"
+    files = [package / "metrics" / "psnr_ssim.py", package / "metrics" / "lpips.py", package / "functional" / "resize.py",
+             package / "functional" / "color.py", ROOT / "examples" / "srkit" / "evaluation.py", ROOT / "examples" / "srkit" / "data.py"]
     digest = hashlib.sha1(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()[:12]
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
