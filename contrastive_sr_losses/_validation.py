@@ -55,6 +55,7 @@ __all__ = [
     "check_logits",
     "check_feature_maps",
     "check_layer_indices",
+    "check_scale",
 ]
 
 
@@ -466,3 +467,8 @@ def check_layer_indices(module: torch.nn.Module, layers: object) -> tuple[int, .
     if not items:
         raise ValueError("layers must name at least one layer")
     return items
+
+
+def check_scale(value: object, name: str = "scale") -> int | None:
+    """An SR scale factor: None (not given) or an int >= 2."""
+    return None if value is None else check_positive_int(value, name, minimum=2)

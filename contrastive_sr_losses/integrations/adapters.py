@@ -41,7 +41,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .._io import load_tensors_file
-from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_positive_int
+from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_scale
 from ..embeddings import VGG19Features, WaveletDiscriminator
 from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS
 from ..embeddings.wavelet_discriminator import PCL_CHANNELS, PCL_FEATURE_LAYERS, PCL_STRIDES
@@ -129,9 +129,6 @@ class CSRLoss(nn.Module):
     def needs_lr(self) -> bool:
         """Whether :meth:`compute` takes the LR image (the registry's word for the built loss)."""
         return self.registry_name is not None and term_needs_lr(self.registry_name, self.loss)
-
-    def _check_scale(self, scale: int | None) -> int | None:
-        return None if scale is None else check_positive_int(scale, "scale", minimum=2)
 
     def lr_image(self, target: Tensor, lq: Tensor | None) -> Tensor:
         """The LR image of a pair: ``lq`` when given, else ``imresize(target, 1 / scale)``."""
@@ -263,7 +260,7 @@ class RandomConvContrastiveAdapter(CSRLoss):
         eps: float = 1e-7,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         self.loss = RandomConvContrastiveLoss(
             channels=channels, layer_weights=layer_weights, seed=seed, normalize=check_bool(normalize, "normalize"),
             eps=eps, reduction=reduction,
@@ -294,7 +291,7 @@ class RatioContrastiveAdapter(CSRLoss):
         eps: float = 1e-7,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         if vgg_weights is not None and (isinstance(vgg_weights, bool) or not isinstance(vgg_weights, (str, os.PathLike))):
             raise TypeError(f"vgg_weights must be 'imagenet', a path or None, got {type(vgg_weights).__name__} {vgg_weights!r}")
         self.loss = RatioContrastiveLoss(VGG19Features(layers, vgg_weights), layer_weights, eps=eps, reduction=reduction)
@@ -337,7 +334,7 @@ class FrequencyContrastiveAdapter(CSRLoss):
         lr_negative: bool = False,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         if isinstance(discriminator_weights, bool) or not isinstance(discriminator_weights, (str, os.PathLike)):
             raise TypeError(
                 "discriminator_weights must be the path of a WaveletDiscriminator state dict (required), got "
@@ -407,7 +404,7 @@ class PCLAdapter(CSRLoss):
         generator_gradient: bool = True,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         betas = check_betas(disc_betas, "disc_betas")
         disc_lr = check_positive_float(disc_lr, "disc_lr")
         options = dict(num_positives=num_positives, num_negatives=num_negatives, layers=layers,
@@ -469,7 +466,7 @@ class CombinedAdapter(CSRLoss):
                 f"terms: {type(self).__name__} cannot keep PCL's discriminator state across a resume; "
                 "use CSRPCLLoss for the pcl term (BasicSR: in the perceptual slot, this loss in the pixel slot)"
             )
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         self.loss = CombinedLoss(terms)
 
     @property
