@@ -75,10 +75,8 @@ Term = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 # --------------------------------------------------------------------------------------------
 def _pcl_term(device: torch.device, train_discriminator: bool) -> tuple[Term, int]:
     from contrastive_sr_losses.embeddings import WaveletDiscriminator
-    from contrastive_sr_losses.losses.frequency_contrastive import (
-        FrequencyContrastiveLoss,
-        PCLTrainer,
-    )
+    from contrastive_sr_losses.losses.pcl import FrequencyContrastiveLoss
+    from contrastive_sr_losses.losses.pcl_trainer import PCLTrainer
 
     disc = WaveletDiscriminator().to(device)
     params = sum(p.numel() for p in disc.parameters())

@@ -22,7 +22,8 @@ import torch
 
 from _harness import RESULTS_DIR, environment, markdown_table, text_table, time_ms, write_report
 
-from contrastive_sr_losses.metrics import imresize, ssim_y
+from contrastive_sr_losses.functional import imresize
+from contrastive_sr_losses.metrics import ssim_y
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "Urban100" / "img_001.png"
 

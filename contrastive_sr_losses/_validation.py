@@ -41,6 +41,21 @@ __all__ = [
     "check_choice",
     "compute_dtype",
     "module_dtype",
+    "check_crop_border",
+    "check_y_channels",
+    "REDUCTIONS",
+    "check_reduction",
+    "check_interval",
+    "check_kernel_size",
+    "check_kernel_sizes",
+    "check_generator",
+    "check_reflect_padding",
+    "check_int_tuple",
+    "check_region",
+    "check_logits",
+    "check_feature_maps",
+    "check_layer_indices",
+    "check_scale",
 ]
 
 
@@ -50,6 +65,7 @@ VALUE_RANGE_RANGE = (1e-3, 1e6)  # the value of white: 1.0, 255.0, 65535.0 ...
 EPS_RANGE = (1e-12, 1.0)  # stabilisers added to a norm or a distance
 LOSS_WEIGHT_MAX = 1e6  # a term weighted more than this overflows float32 for losses above ~3e32
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+REDUCTIONS = ("mean", "sum", "none")  # a loss's reduction over the images of a batch
 
 
 def check_floating(x: object, name: str) -> Tensor:
@@ -152,10 +168,13 @@ def check_positive_int(value: object, name: str, minimum: int = 1, maximum: int 
     return value
 
 
-def check_bool(value: object, name: str) -> bool:
+def check_bool(value: object, name: str, *, yaml_hint: bool = True) -> bool:
     """A real ``bool``: a string such as ``'false'`` (a quoted YAML value) or a number is refused,
-    not read as its truth value (``bool('false')`` is True)."""
+    not read as its truth value (``bool('false')`` is True). ``yaml_hint=False``: the short message
+    of the library's own constructors (``"<name> must be a bool, got <type>"``)."""
     if not isinstance(value, bool):
+        if not yaml_hint:
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
         raise TypeError(f"{name} must be a bool (true / false, unquoted in YAML), got {type(value).__name__} {value!r}")
     return value
 
@@ -298,3 +317,158 @@ def check_choice(value: object, name: str, choices: Collection[str]) -> str:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def check_crop_border(shape: torch.Size, crop_border: object, min_size: int) -> int:
+    """``crop_border``: an int >= 0 that leaves at least ``min_size`` x ``min_size`` pixels of an
+    image of ``shape`` (``(..., H, W)``) after cropping it at each border (1: any pixel; SSIM's window
+    otherwise); returned."""
+    if isinstance(crop_border, bool) or not isinstance(crop_border, int) or crop_border < 0:
+        raise ValueError(f"crop_border must be an int >= 0, got {crop_border!r}")
+    h, w = shape[-2:]
+    if min(h, w) - 2 * crop_border < min_size:
+        if min_size == 1:
+            raise ValueError(f"crop_border={crop_border} leaves no pixels of a {h}x{w} image")
+        raise ValueError(
+            f"ssim_y needs at least {min_size}x{min_size} pixels after cropping crop_border={crop_border} "
+            f"at each border, got a {h}x{w} image"
+        )
+    return crop_border
+
+
+def check_y_channels(x: Tensor, names: str) -> Tensor:
+    """An ``(N, C, H, W)`` image scored on its luma: RGB (C = 3) or already one channel (C = 1)."""
+    if x.shape[1] not in (1, 3):
+        raise ValueError(
+            f"{names} must be RGB of shape (N, 3, H, W) or one-channel Y / grayscale (N, 1, H, W), got {tuple(x.shape)}"
+        )
+    return x
+
+
+def check_reduction(value: object, allowed: Collection[str] = REDUCTIONS) -> str:
+    """A loss's ``reduction``: one of ``allowed`` (default :data:`REDUCTIONS`)."""
+    return check_choice(value, "reduction", allowed)
+
+
+def check_interval(value: object, name: str, minimum: float = 0.0) -> tuple[float, float]:
+    """A pair ``(low, high)`` of numbers with ``minimum < low <= high < inf`` (a sampling range)."""
+    try:
+        low, high = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
+    if not (minimum < low <= high < float("inf")):
+        raise ValueError(f"{name} must be a pair (low, high) with {minimum:g} < low <= high < inf, got {value!r}")
+    return low, high
+
+
+def check_kernel_size(value: object, name: str = "kernel_size") -> int:
+    """A centred filter's size: an odd int >= 1."""
+    check_positive_int(value, name)
+    if value % 2 == 0:  # type: ignore[operator]
+        raise ValueError(f"{name} must be odd (the filter is centred), got {value}")
+    return value  # type: ignore[return-value]
+
+
+def check_kernel_sizes(value: object, name: str = "kernel_sizes") -> tuple[int, ...]:
+    """A non-empty sequence of odd ints >= 1 (the sizes a sampler draws from)."""
+    try:
+        sizes = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of odd ints, got {value!r}") from None
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 or s % 2 == 0 for s in sizes):
+        raise ValueError(f"{name} must be a non-empty sequence of odd ints >= 1, got {value!r}")
+    return sizes
+
+
+def check_generator(generator: object, name: str = "generator") -> torch.Generator | None:
+    """A ``torch.Generator`` or None."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
+def check_reflect_padding(x: Tensor, pad: int, what: str) -> Tensor:
+    """An image ``(..., H, W)`` that ``pad`` pixels of reflect padding fit (H and W > ``pad``);
+    ``what`` names the filter in the message."""
+    h, w = x.shape[-2:]
+    if pad >= h or pad >= w:
+        raise ValueError(
+            f"{what} reflects {pad} pixels at the borders, which needs H and W > {pad}; got an image of {h}x{w}"
+        )
+    return x
+
+
+def check_int_tuple(value: object, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """A non-empty sequence of ints ``>= minimum`` (e.g. a network's channels or strides), as a tuple."""
+    try:
+        items = tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints, got {value!r}") from None
+    if not items:
+        raise ValueError(f"{name} must not be empty")
+    return tuple(check_positive_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
+
+
+def check_region(region: object, shape: torch.Size, name: str = "region") -> int:
+    """A square region side: an int >= 1 no larger than the image's height and width (``shape``: ``(..., H, W)``)."""
+    check_positive_int(region, name)
+    h, w = shape[-2:]
+    if region > min(h, w):  # type: ignore[operator]
+        raise ValueError(
+            f"{name} must be <= the image's height and width, got {name}={region} for an image of {h}x{w}"
+        )
+    return region  # type: ignore[return-value]
+
+
+def check_logits(x: object, name: str) -> Tensor:
+    """A floating tensor ``(B, ...)`` with a non-empty batch dimension (a discriminator's logits)."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (B, ...), got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must have a non-empty batch dimension (B, ...), got shape {tuple(x.shape)}")
+    return x
+
+
+def check_feature_maps(anchor: list[Tensor], positives: list[Tensor], negatives: list[Tensor]) -> None:
+    """Per layer l: a floating ``(N, C, H, W)`` anchor and ``(N, K, C, H, W)`` positives and negatives
+    (K >= 1) on its device (the inputs of a contrastive loss on precomputed features)."""
+    if not len(anchor) == len(positives) == len(negatives):
+        raise ValueError(
+            f"anchor, positives and negatives must hold one entry per layer, got {len(anchor)}, "
+            f"{len(positives)} and {len(negatives)} layers"
+        )
+    for l, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
+        if a.dim() != 4 or not a.is_floating_point():
+            raise ValueError(f"anchor[{l}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
+        if a.numel() == 0:
+            raise ValueError(f"anchor[{l}] must be non-empty (N, C, H, W >= 1), got shape {tuple(a.shape)}")
+        for name, t in (("positives", p), ("negatives", n)):
+            if not t.is_floating_point():
+                raise TypeError(f"{name}[{l}] must be a floating-point feature map, got {t.dtype}")
+            if t.dim() != 5 or t.shape[0] != a.shape[0] or t.shape[2:] != a.shape[1:] or t.shape[1] < 1:
+                raise ValueError(
+                    f"{name}[{l}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
+                    f"anchor[{l}] {tuple(a.shape)}, got {tuple(t.shape)}"
+                )
+            if t.device != a.device:
+                raise ValueError(f"{name}[{l}] is on {t.device} but anchor[{l}] on {a.device}")
+
+
+def check_layer_indices(module: torch.nn.Module, layers: object) -> tuple[int, ...]:
+    """Indices of ``module``'s layers to read features from: checked by the module's own
+    ``check_layers`` where it has one, else any non-empty sequence."""
+    check = getattr(module, "check_layers", None)
+    if callable(check):
+        return tuple(check(layers))
+    try:
+        items = tuple(layers)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"layers must be a sequence of layer indices, got {layers!r}") from None
+    if not items:
+        raise ValueError("layers must name at least one layer")
+    return items
+
+
+def check_scale(value: object, name: str = "scale") -> int | None:
+    """An SR scale factor: None (not given) or an int >= 2."""
+    return None if value is None else check_positive_int(value, name, minimum=2)

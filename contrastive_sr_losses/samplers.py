@@ -43,7 +43,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_choice, check_image, check_positive_int, check_value_range, compute_dtype
+from ._validation import (
+    check_bool,
+    check_choice,
+    check_generator,
+    check_image,
+    check_interval,
+    check_kernel_sizes,
+    check_positive_int,
+    check_reflect_padding,
+    check_value_range,
+    compute_dtype,
+)
 from .functional.filters import gaussian_kernel1d
 
 __all__ = [
@@ -67,48 +78,8 @@ SHARPEN_BORDERS = ("reflect", "keep")
 
 
 # ------------------------------------------------------------------------------------------------
-# checks
+# helpers
 # ------------------------------------------------------------------------------------------------
-def _check_range(value: object, name: str, minimum: float = 0.0) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
-    if not (minimum < low <= high < float("inf")):
-        raise ValueError(f"{name} must be a pair (low, high) with {minimum:g} < low <= high < inf, got {value!r}")
-    return low, high
-
-
-def _check_kernel_sizes(value: object) -> tuple[int, ...]:
-    try:
-        sizes = tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"kernel_sizes must be a sequence of odd ints, got {value!r}") from None
-    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 or s % 2 == 0 for s in sizes):
-        raise ValueError(f"kernel_sizes must be a non-empty sequence of odd ints >= 1, got {value!r}")
-    return sizes
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
-
-
-def _check_generator(generator: object) -> torch.Generator | None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
-
-
-def _check_border(x: Tensor, pad: int, what: str) -> None:
-    h, w = x.shape[-2:]
-    if pad >= h or pad >= w:
-        raise ValueError(
-            f"{what} reflects {pad} pixels at the borders, which needs H and W > {pad}; got an image of {h}x{w}"
-        )
-
-
 def _quantize(y: Tensor, value_range: float) -> Tensor:
     """Round to the 8-bit levels of ``[0, value_range]`` (the released code's ``utility.quantize``)."""
     levels = 255.0 / value_range
@@ -167,13 +138,13 @@ def gaussian_blur_copies(
         size = kernel_size.to(x.device)
         if max_kernel_size is None:
             max_kernel_size = int(kernel_size.max())
-        kmax = _check_kernel_sizes((max_kernel_size,))[0]
+        kmax = check_kernel_sizes((max_kernel_size,))[0]
     else:
-        kmax = _check_kernel_sizes((kernel_size,))[0]
+        kmax = check_kernel_sizes((kernel_size,))[0]
         size = torch.full((n, k), kmax, device=x.device)
     size = size.unsqueeze(-1).expand(n, k, 2) if size.dim() == 2 else size  # (N, k, 2): (size_y, size_x)
     pad = kmax // 2
-    _check_border(x, pad, f"a {kmax}x{kmax} blur")
+    check_reflect_padding(x, pad, f"a {kmax}x{kmax} blur")
     dtype = compute_dtype(x)
     # Every copy's 1-D kernels on kmax taps: the Gaussian, zeroed beyond the copy's own half size,
     # renormalised. Zero taps read nothing, so padding by kmax // 2 equals padding by the copy's own.
@@ -220,7 +191,7 @@ def sharpen_copies(x: Tensor, factor: Tensor, value_range: float | None = 1.0, *
     if value_range is not None:
         value_range = check_value_range(value_range)
     check_choice(border, "border", SHARPEN_BORDERS)
-    _check_border(x, 1, "the 3x3 smoothing of the sharpening")
+    check_reflect_padding(x, 1, "the 3x3 smoothing of the sharpening")
     dtype = compute_dtype(x)
     xf = x.to(dtype)
     kernel = torch.tensor(SMOOTH_KERNEL, dtype=dtype, device=x.device) / SMOOTH_SUM
@@ -288,11 +259,11 @@ class RandomGaussianBlur(nn.Module):
     ) -> None:
         super().__init__()
         self.k = check_positive_int(k, "k")
-        self.sigma = _check_range(sigma, "sigma")
-        self.kernel_sizes = _check_kernel_sizes(kernel_sizes)
-        self.per_batch = _check_bool(per_batch, "per_batch")
-        self.rectangular = _check_bool(rectangular, "rectangular")
-        self.quantize = _check_bool(quantize, "quantize")
+        self.sigma = check_interval(sigma, "sigma")
+        self.kernel_sizes = check_kernel_sizes(kernel_sizes)
+        self.per_batch = check_bool(per_batch, "per_batch", yaml_hint=False)
+        self.rectangular = check_bool(rectangular, "rectangular", yaml_hint=False)
+        self.quantize = check_bool(quantize, "quantize", yaml_hint=False)
         self.value_range = check_value_range(value_range)
 
     def sample_parameters(
@@ -300,7 +271,7 @@ class RandomGaussianBlur(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """Draw ``sigma`` ``(n, k, 2)`` (float32) and ``kernel_size`` ``(n, k)`` (int64; ``(n, k, 2)``
         with ``rectangular``), returned on ``device``; with ``per_batch`` every image gets row 0's."""
-        generator = _check_generator(generator)
+        generator = check_generator(generator)
         draw_on = generator.device if generator is not None else device
         rows = 1 if self.per_batch else n
         sigma = _uniform((rows, self.k, 2), *self.sigma, generator, device)
@@ -313,7 +284,7 @@ class RandomGaussianBlur(nn.Module):
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         check_image(x, "x")
-        _check_border(x, max(self.kernel_sizes) // 2, f"RandomGaussianBlur with kernel_sizes={self.kernel_sizes}")
+        check_reflect_padding(x, max(self.kernel_sizes) // 2, f"RandomGaussianBlur with kernel_sizes={self.kernel_sizes}")
         sigma, sizes = self.sample_parameters(x.shape[0], generator=generator, device=x.device)
         out = gaussian_blur_copies(x, sigma, sizes, max_kernel_size=max(self.kernel_sizes))
         return _quantize(out, self.value_range) if self.quantize else out
@@ -369,11 +340,11 @@ class RandomSharpen(nn.Module):
     ) -> None:
         super().__init__()
         self.k = check_positive_int(k, "k")
-        self.factor = _check_range(factor, "factor")
+        self.factor = check_interval(factor, "factor")
         self.value_range = None if value_range is None else check_value_range(value_range)
-        self.per_batch = _check_bool(per_batch, "per_batch")
+        self.per_batch = check_bool(per_batch, "per_batch", yaml_hint=False)
         self.border = check_choice(border, "border", SHARPEN_BORDERS)
-        self.quantize = _check_bool(quantize, "quantize")
+        self.quantize = check_bool(quantize, "quantize", yaml_hint=False)
         if self.quantize and self.value_range is None:
             raise ValueError("quantize=True rounds to the 8-bit levels of [0, value_range]: give a value_range")
 
@@ -382,7 +353,7 @@ class RandomSharpen(nn.Module):
     ) -> Tensor:
         """Draw the blend factors ``(n, k)`` (float32), returned on ``device`` (row 0's for every image
         with ``per_batch``)."""
-        factor = _uniform((1 if self.per_batch else n, self.k), *self.factor, _check_generator(generator), device)
+        factor = _uniform((1 if self.per_batch else n, self.k), *self.factor, check_generator(generator), device)
         return factor.expand(n, self.k)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -45,7 +45,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from contrastive_sr_losses import CombinedLoss
-from contrastive_sr_losses.metrics import imresize, psnr_y, quantize
+from contrastive_sr_losses.functional import imresize, quantize
+from contrastive_sr_losses.metrics import psnr_y
 
 SKIMAGE_TRAIN = ("astronaut", "coffee", "hubble_deep_field", "immunohistochemistry", "stereo_motorcycle", "camera")
 SKIMAGE_TEST = ("chelsea", "rocket")

@@ -46,7 +46,7 @@ def _values(
             total, parts = criterion(sr, hr, lr)
             values = {"total loss": total, **{f"{name} loss": value for name, value in parts.items()}}
             if "pcl" in criterion.trainers:
-                from contrastive_sr_losses.losses.frequency_contrastive import contrastive_discriminator_loss
+                from contrastive_sr_losses.losses.pcl import contrastive_discriminator_loss
 
                 disc = criterion.trainers["pcl"].discriminator
                 disc_dtype = next(disc.parameters()).dtype

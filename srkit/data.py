@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from contrastive_sr_losses.metrics import imresize, quantize
+from contrastive_sr_losses.functional import imresize, quantize
 
 from .runtime import UsageError, derive_seed
 

@@ -23,8 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastive_sr_losses.functional import imresize, quantize
 from contrastive_sr_losses.functional.color import rgb_to_gray
-from contrastive_sr_losses.metrics import SSIM_WINDOW, ReferenceY, imresize, quantize
+from contrastive_sr_losses.metrics import SSIM_WINDOW, ReferenceY
 
 from .data import Pair, to_float, write_rgb
 

@@ -22,7 +22,7 @@ bicubic-upsampled LR image).
 
 ``pcl`` trains its embedding, a wavelet discriminator, alternately with the SR network: every training
 call makes one discriminator step (eq 7, its own Adam, learning rate ``d_lr``, default 1e-4) and then
-returns the generator-side loss (:class:`~contrastive_sr_losses.losses.frequency_contrastive.PCLTrainer`).
+returns the generator-side loss (:class:`~contrastive_sr_losses.losses.pcl_trainer.PCLTrainer`).
 Its discriminator keys: ``d_lr`` (a number, or ``same``: the generator's ``--lr``, as the authors'
 code), ``d_schedule`` (``constant``, default, as the authors' code in effect; or ``same``: the
 generator's schedule), ``d_form`` (``per_position``, default, or ``flattened``: the authors' eq 7 on
@@ -49,7 +49,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from contrastive_sr_losses.losses.combined import CombinedLoss
-from contrastive_sr_losses.losses.registry import LOSSES, LossEntry  # noqa: F401  (the one registry)
+from contrastive_sr_losses.losses.registry import LOSSES, LossEntry, build_trainer  # noqa: F401  (the one registry)
 
 from .runtime import UsageError, parse_kwargs, split_top_level
 
@@ -268,8 +268,6 @@ class CompositeLoss(CombinedLoss):
         self, spec: str, device: torch.device, *, distributed: bool = False, fp16_scaler: bool = False,
         generator_lr: float | None = None, generator_schedule: Callable[[Any], Any] | None = None,
     ) -> None:
-        from contrastive_sr_losses.losses.frequency_contrastive import PCLTrainer
-
         terms_spec = parse_loss_spec(spec)
         kwargs = {t.name: dict(t.kwargs) for t in terms_spec}
         pcl_kwargs = kwargs.get("pcl", {})
@@ -290,8 +288,8 @@ class CompositeLoss(CombinedLoss):
             optimizer = _SyncedAdam(pcl.discriminator, float(d_lr)) if distributed else None
             scaler = torch.amp.GradScaler(device.type) if fp16_scaler else None
             try:
-                return PCLTrainer(
-                    pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,  # type: ignore[arg-type]
+                return build_trainer(
+                    "pcl", pcl, lr=float(d_lr), optimizer=optimizer, grad_scaler=scaler,  # type: ignore[arg-type]
                     scheduler=generator_schedule if d_schedule == "same" else None,
                     discriminator_form=d_form, augment_discriminator=d_augment,
                 )

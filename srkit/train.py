@@ -16,7 +16,7 @@ x4 from it, 3 restarts, the contrastive loss in the last; ``--iters`` per stage,
 last stage's loss); rerunning the command resumes the unfinished stage and skips the finished ones.
 
 Data: folders of HR images; each is cropped to a multiple of the scale, its LR image made once with
-MATLAB's bicubic (``contrastive_sr_losses.metrics.imresize``) and rounded to 8 bits (``--lr-cache
+MATLAB's bicubic (``contrastive_sr_losses.functional.imresize``) and rounded to 8 bits (``--lr-cache
 DIR`` keeps them on disk between runs); random LR patches (``--patch``, default 48) with their HR
 patches, random flips and 90-degree rotations, loaded by a DataLoader with ``--workers`` processes.
 Images smaller than the HR patch are skipped (the log says how many).

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 
 from contrastive_sr_losses.embeddings import WaveletDiscriminator
 from contrastive_sr_losses.functional.wavelets import high_frequency_bands
-from contrastive_sr_losses.losses.frequency_contrastive import (
+from contrastive_sr_losses.losses.pcl import (
     FrequencyContrastiveLoss,
-    PCLTrainer,
     contrastive_discriminator_loss,
     frequency_contrastive_loss,
 )
+from contrastive_sr_losses.losses.pcl_trainer import PCLTrainer
 
 TINY = dict(channels=(8, 8, 16, 16), strides=(1, 2, 1, 2))
 

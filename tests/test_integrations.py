@@ -18,7 +18,7 @@ from contrastive_sr_losses import GaussianHighPassLoss, PixelContrastiveLoss, Ra
 from contrastive_sr_losses.integrations import adapters, basicsr, neosr, register_basicsr, register_neosr, register_traiNNer
 from contrastive_sr_losses.integrations import traiNNer
 from contrastive_sr_losses.integrations.state import LOSS_STATE_KEY, load_loss_state, loss_state_path
-from contrastive_sr_losses.metrics import imresize
+from contrastive_sr_losses.functional import imresize
 
 import _frameworks as fw
 

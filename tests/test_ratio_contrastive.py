@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from contrastive_sr_losses.embeddings.random_conv import RandomConvFeatures
+from contrastive_sr_losses.embeddings.random_conv_features import RandomConvFeatures
 from contrastive_sr_losses.embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS, VGG19_IMAGENET_FILE, VGG19_LAYERS, VGG19Features
 from contrastive_sr_losses.losses.random_conv import (
     RANDOM_CONV_WEIGHTS,

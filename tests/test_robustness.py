@@ -50,7 +50,8 @@ from contrastive_sr_losses.losses import (  # noqa: E402
     random_conv_contrastive_loss,
     ratio_contrastive_loss,
 )
-from contrastive_sr_losses.metrics import imresize, quantize, ssim_y  # noqa: E402
+from contrastive_sr_losses.functional import imresize, quantize  # noqa: E402
+from contrastive_sr_losses.metrics import ssim_y  # noqa: E402
 
 
 def _tiny_disc(seed: int = 0) -> WaveletDiscriminator:

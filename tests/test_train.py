@@ -1,4 +1,4 @@
-"""Tests of examples/train.py and its shared module examples/srkit (tiny models on tiny generated images)."""
+"""Tests of the training kit srkit: srkit.train (examples/train.py) and its modules (tiny models on tiny generated images)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from srkit.losses import LOSSES, RECIPES, CompositeLoss, parse_loss_spec  # noqa
 from srkit.runtime import UsageError, parse_kwargs, run_cli  # noqa: E402
 
 from contrastive_sr_losses.archs import TINY_OVERRIDES  # noqa: E402
-from contrastive_sr_losses.metrics import imresize, quantize  # noqa: E402
+from contrastive_sr_losses.functional import imresize, quantize  # noqa: E402
 
 
 def _image(seed: int, h: int, w: int, gray: bool = False) -> np.ndarray:

@@ -166,7 +166,7 @@ def _layouts_of(model: nn.Module) -> tuple[str, ...]:
     return ("ours",)
 
 
-def _check_layout(model: nn.Module, layout: object) -> str:
+def _resolve_layout(model: nn.Module, layout: object) -> str:
     known = _layouts_of(model)
     if layout == "original" and isinstance(model, SwinIR):
         return "basicsr"
@@ -185,7 +185,7 @@ def foreign_names(model: nn.Module, layout: str) -> dict[str, str]:
         >>> names["body.0.body.0.body.3.body.0.weight"]
         'body.0.residual_group.0.rcab.3.attention.1.weight'
     """
-    layout = _check_layout(model, layout)
+    layout = _resolve_layout(model, layout)
     keys = list(model.state_dict())
     if layout == "ours":
         return {k: k for k in keys}
@@ -331,7 +331,7 @@ def export_state_dict(model: nn.Module, layout: str, *, img_size: int = 64) -> d
     """
     names = foreign_names(model, layout)
     out = {names[k]: v.detach().clone() for k, v in model.state_dict().items()}
-    if isinstance(model, SwinIR) and _check_layout(model, layout) == "basicsr":
+    if isinstance(model, SwinIR) and _resolve_layout(model, layout) == "basicsr":
         out.update(_swinir_buffers(model, img_size))
     else:
         out.update(_derived(model, layout))

@@ -1,6 +1,6 @@
 """Feature spaces (embeddings) that the contrastive losses compare images in."""
 
-from .random_conv import RandomConvFeatures
+from .random_conv_features import RandomConvFeatures
 from .vgg import CSD_LAYERS, CSD_WEIGHTS, VGG19Features
 from .wavelet_discriminator import WaveletDiscriminator
 

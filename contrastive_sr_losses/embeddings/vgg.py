@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..serialization import load_tensors_file
 from .._validation import check_image, check_value_range
-from .random_conv import IMAGENET_MEAN, IMAGENET_STD
+from .random_conv_features import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["VGG19Features", "VGG19_LAYERS", "VGG19_IMAGENET_FILE", "CSD_LAYERS", "CSD_WEIGHTS"]
 

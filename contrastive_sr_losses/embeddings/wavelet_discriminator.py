@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 from torch import Tensor
 
-from .._validation import check_image, check_positive_int
+from .._validation import check_image, check_int_tuple, check_positive_int
 from ..functional.wavelets import DWT2
 
 __all__ = ["WaveletDiscriminator", "PCL_CHANNELS", "PCL_STRIDES", "PCL_FEATURE_LAYERS"]
@@ -28,16 +28,6 @@ __all__ = ["WaveletDiscriminator", "PCL_CHANNELS", "PCL_STRIDES", "PCL_FEATURE_L
 PCL_CHANNELS: tuple[int, ...] = (64, 64, 128, 128, 256, 256, 512, 512)
 PCL_STRIDES: tuple[int, ...] = (1, 2, 1, 2, 1, 2, 1, 2)
 PCL_FEATURE_LAYERS: tuple[int, ...] = (0, 2, 4, 6)
-
-
-def _check_ints(value: object, name: str, minimum: int) -> tuple[int, ...]:
-    try:
-        items = tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {value!r}") from None
-    if not items:
-        raise ValueError(f"{name} must not be empty")
-    return tuple(check_positive_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items))
 
 
 class WaveletDiscriminator(nn.Module):
@@ -63,7 +53,7 @@ class WaveletDiscriminator(nn.Module):
 
     The activations are not in-place, so the returned features are the blocks' outputs. BatchNorm
     behaves as usual: batch statistics in training mode, running statistics in eval mode;
-    :class:`~contrastive_sr_losses.losses.frequency_contrastive.FrequencyContrastiveLoss` reads the
+    :class:`~contrastive_sr_losses.losses.pcl.FrequencyContrastiveLoss` reads the
     features in eval mode.
 
     Example:
@@ -88,8 +78,8 @@ class WaveletDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels = check_positive_int(in_channels, "in_channels")
-        channels = _check_ints(channels, "channels", 1)
-        strides = _check_ints(strides, "strides", 1)
+        channels = check_int_tuple(channels, "channels", 1)
+        strides = check_int_tuple(strides, "strides", 1)
         if len(channels) != len(strides) or any(s not in (1, 2) for s in strides):
             raise ValueError(
                 f"strides must give a stride of 1 or 2 for each of the {len(channels)} blocks, got {strides}"

@@ -1,9 +1,10 @@
 """Reusable pieces shared by the losses and metrics: region tiling, colour conversion, Gaussian
-filters, wavelet transforms."""
+filters, wavelet transforms, MATLAB's bicubic resize."""
 
 from .color import rgb_to_gray, rgb_to_y
 from .filters import gaussian_blur2d, gaussian_high_pass, gaussian_kernel1d
 from .regions import Tile, from_blocks, region_tiles, to_blocks
+from .resize import imresize, quantize
 from .wavelets import DWT2, WaveletBands, dwt2, haar_dwt, haar_idwt, high_frequency_bands, idwt2
 
 __all__ = [
@@ -23,4 +24,6 @@ __all__ = [
     "haar_dwt",
     "haar_idwt",
     "high_frequency_bands",
+    "imresize",
+    "quantize",
 ]

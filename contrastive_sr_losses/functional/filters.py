@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_choice, check_image, check_positive_float, check_positive_int
+from .._validation import check_choice, check_image, check_kernel_size, check_positive_float
 
 __all__ = [
     "default_kernel_size",
@@ -78,19 +78,12 @@ def gaussian_kernel1d(
         sig = torch.tensor([check_positive_float(sigma, "sigma")], dtype=dtype or torch.float32, device=device)
         if kernel_size is None:
             kernel_size = default_kernel_size(float(sigma))
-    _check_kernel_size(kernel_size)
+    check_kernel_size(kernel_size)
     half = (kernel_size - 1) / 2
     t = torch.linspace(-half, half, kernel_size, dtype=sig.dtype, device=sig.device)
     k = torch.exp(-(t[None, :] ** 2) / (2.0 * sig[:, None] ** 2))
     k = k / k.sum(dim=1, keepdim=True)
     return k if isinstance(sigma, Tensor) else k[0]
-
-
-def _check_kernel_size(kernel_size: object) -> int:
-    check_positive_int(kernel_size, "kernel_size")
-    if kernel_size % 2 == 0:  # type: ignore[operator]
-        raise ValueError(f"kernel_size must be odd (the filter is centred), got {kernel_size}")
-    return kernel_size  # type: ignore[return-value]
 
 
 def gaussian_blur2d(
@@ -125,7 +118,7 @@ MAX_2D_KERNEL = 9
 
 
 def _blur_size(x: Tensor, sigma: float, kernel_size: int | None, padding_mode: str) -> int:
-    size = default_kernel_size(sigma) if kernel_size is None else _check_kernel_size(kernel_size)
+    size = default_kernel_size(sigma) if kernel_size is None else check_kernel_size(kernel_size)
     check_choice(padding_mode, "padding_mode", ("reflect", "replicate", "circular"))
     pad = size // 2
     h, w = x.shape[-2:]

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._validation import check_image, check_int_pair
+from .._validation import check_choice, check_image, check_int_pair
 
 __all__ = [
     "DWT_MODES",
@@ -132,12 +132,6 @@ def _extend(x: Tensor, dim: int, left: int, right: int, mode: str) -> Tensor:
     return x.index_select(dim, _extension_index(x.shape[dim], left, right, mode, x.device))
 
 
-def _check_mode(mode: object) -> str:
-    if mode not in DWT_MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, DWT_MODES))}, got {mode!r}")
-    return mode  # type: ignore[return-value]
-
-
 def _dwt2_with_bank(x: Tensor, bank: Tensor, mode: str) -> WaveletBands:
     """:func:`dwt2` with a precomputed ``(4, F, F)`` analysis bank; no input checks."""
     n, c, h, w = x.shape
@@ -180,7 +174,7 @@ def dwt2(x: Tensor, wavelet: str = "haar", mode: str = "symmetric") -> WaveletBa
     """
     check_image(x, "x")
     bank = analysis_filter_bank(wavelet, dtype=x.dtype, device=x.device)
-    return _dwt2_with_bank(x, bank, _check_mode(mode))
+    return _dwt2_with_bank(x, bank, check_choice(mode, "mode", DWT_MODES))
 
 
 def _idwt2_with_bank(bands: tuple[Tensor, Tensor, Tensor, Tensor], bank: Tensor, size: tuple[int, int] | None) -> Tensor:
@@ -293,7 +287,7 @@ class DWT2(nn.Module):
 
     def __init__(self, wavelet: str = "haar", mode: str = "symmetric", *, high_only: bool = False) -> None:
         super().__init__()
-        self.wavelet, self.mode, self.high_only = wavelet, _check_mode(mode), bool(high_only)
+        self.wavelet, self.mode, self.high_only = wavelet, check_choice(mode, "mode", DWT_MODES), bool(high_only)
         self.register_buffer("filter_bank", analysis_filter_bank(wavelet), persistent=False)
 
     def forward(self, x: Tensor) -> WaveletBands | Tensor:

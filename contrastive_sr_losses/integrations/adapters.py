@@ -40,8 +40,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_scale
 from ..serialization import load_tensors_file
-from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_positive_int
 from ..embeddings import VGG19Features, WaveletDiscriminator
 from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS
 from ..embeddings.wavelet_discriminator import PCL_CHANNELS, PCL_FEATURE_LAYERS, PCL_STRIDES
@@ -49,14 +49,14 @@ from ..losses import (
     CombinedLoss,
     FrequencyContrastiveLoss,
     GaussianHighPassLoss,
-    PCLTrainer,
     PixelContrastiveLoss,
     RandomConvContrastiveLoss,
     RatioContrastiveLoss,
 )
 from ..losses.high_pass import DEFAULT_HIGH_PASS_SIGMA
 from ..losses.random_conv import RANDOM_CONV_WEIGHTS
-from ..metrics import imresize
+from ..losses.registry import build_trainer, term_needs_lr
+from ..functional.resize import imresize
 
 __all__ = [
     "Convention",
@@ -101,10 +101,17 @@ class CSRLoss(nn.Module):
     the string ``'false'``), sequences of the right length, required paths present; a bad value is a
     one-line ``TypeError`` / ``ValueError`` naming the option.
 
-    Subclasses build the core loss in ``__init__`` and compute it in :meth:`compute`.
+    Subclasses build the core loss in ``__init__`` and compute it in :meth:`compute`. Whether it takes
+    the LR image comes from the loss registry (:func:`~contrastive_sr_losses.losses.registry.term_needs_lr`
+    of ``registry_name``); where it does, :meth:`lr_image` is ``lq`` when the framework passes it, else
+    ``imresize(target, 1 / scale)``.
     """
 
     convention: ClassVar[Convention]
+    #: the loss's name in :data:`~contrastive_sr_losses.losses.registry.LOSSES`
+    registry_name: ClassVar[str | None] = None
+    scale: int | None = None
+    loss: nn.Module
 
     def __init__(self, loss_weight: float = 1.0, reduction: str = "mean", slot: str | None = None) -> None:
         super().__init__()
@@ -118,7 +125,25 @@ class CSRLoss(nn.Module):
         else:
             self.slot = None
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+    @property
+    def needs_lr(self) -> bool:
+        """Whether :meth:`compute` takes the LR image (the registry's word for the built loss)."""
+        return self.registry_name is not None and term_needs_lr(self.registry_name, self.loss)
+
+    def lr_image(self, target: Tensor, lq: Tensor | None) -> Tensor:
+        """The LR image of a pair: ``lq`` when given, else ``imresize(target, 1 / scale)``."""
+        if lq is not None:
+            return lq
+        if self.scale is None:
+            raise ValueError(
+                f"scale: {type(self).__name__} needs the LR image and the framework passed no lq; set "
+                "scale (2, 3, 4) in its options to make one by bicubic down-scaling of the target"
+            )
+        with torch.no_grad():
+            return imresize(target, 1.0 / self.scale)
+
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
+        """The loss of ``pred`` against ``target``; ``lr``: the LR image where :attr:`needs_lr`, else None."""
         raise NotImplementedError
 
     def forward(
@@ -130,7 +155,7 @@ class CSRLoss(nn.Module):
         in BasicSR's perceptual slot."""
         if weight is not None:
             raise ValueError(f"weight: element-wise loss weights are not supported by {type(self).__name__}")
-        value = self.compute(pred, target, lq)
+        value = self.compute(pred, target, self.lr_image(target, lq) if self.needs_lr else None)
         if self.convention.loss_applies_weight:
             value = value * self.loss_weight
         return (value, None) if self.slot == "perceptual" else value
@@ -138,26 +163,6 @@ class CSRLoss(nn.Module):
     def extra_repr(self) -> str:
         slot = f", slot={self.slot!r}" if self.slot else ""
         return f"loss_weight={self.loss_weight:g}{slot}"
-
-
-class _NeedsLR:
-    """Mixin: the LR image of a pair, ``lq`` when given, else ``imresize(target, 1 / scale)``."""
-
-    scale: int | None
-
-    def _check_scale(self, scale: int | None) -> int | None:
-        return None if scale is None else check_positive_int(scale, "scale", minimum=2)
-
-    def lr_image(self, target: Tensor, lq: Tensor | None) -> Tensor:
-        if lq is not None:
-            return lq
-        if self.scale is None:
-            raise ValueError(
-                f"scale: {type(self).__name__} needs the LR image and the framework passed no lq; set "
-                "scale (2, 3, 4) in its options to make one by bicubic down-scaling of the target"
-            )
-        with torch.no_grad():
-            return imresize(target, 1.0 / self.scale)
 
 
 class PixelContrastiveAdapter(CSRLoss):
@@ -171,6 +176,8 @@ class PixelContrastiveAdapter(CSRLoss):
         >>> style is None
         True
     """
+
+    registry_name = "pixel_contrastive"
 
     def __init__(
         self,
@@ -189,7 +196,7 @@ class PixelContrastiveAdapter(CSRLoss):
             region, mode=mode, temperature=temperature, reduction=reduction, backend=backend, chunk_size=chunk_size
         )
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
         return self.loss(pred, target)
 
 
@@ -201,6 +208,8 @@ class GaussianHighPassAdapter(CSRLoss):
         >>> CSRGaussianHighPassLoss(loss_weight=0.6)(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
         torch.Size([])
     """
+
+    registry_name = "high_pass"
 
     def __init__(
         self,
@@ -215,11 +224,11 @@ class GaussianHighPassAdapter(CSRLoss):
         super().__init__(loss_weight, reduction, slot)
         self.loss = GaussianHighPassLoss(sigma, kernel_size=kernel_size, mode=mode, reduction=reduction)
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
         return self.loss(pred, target)
 
 
-class RandomConvContrastiveAdapter(_NeedsLR, CSRLoss):
+class RandomConvContrastiveAdapter(CSRLoss):
     """:class:`~contrastive_sr_losses.RandomConvContrastiveLoss` (RLFN / RRLFN), negative = the
     bicubic-upsampled LR image (``lq``, or the target down-scaled by ``scale``).
 
@@ -229,10 +238,13 @@ class RandomConvContrastiveAdapter(_NeedsLR, CSRLoss):
         >>> loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
         torch.Size([])
 
-    ``loss_weight`` defaults to 0.001, the least harmful weight of the library's loss study (README,
-    "Random-conv"): it still cost 0.011 to 0.047 dB PSNR-Y against L1 alone; 0.01 cost 0.25 to 0.63 dB
-    and 1 cost 4 to 7 dB.
+    ``loss_weight`` defaults to 0.001, the least harmful weight of the library's loss study: it still
+    cost a few hundredths of a dB of PSNR-Y against L1 alone, and weight 1 cost several dB (the numbers:
+    ``docs/choosing-a-loss.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+    repository).
     """
+
+    registry_name = "random_conv"
 
     def __init__(
         self,
@@ -248,21 +260,23 @@ class RandomConvContrastiveAdapter(_NeedsLR, CSRLoss):
         eps: float = 1e-7,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         self.loss = RandomConvContrastiveLoss(
             channels=channels, layer_weights=layer_weights, seed=seed, normalize=check_bool(normalize, "normalize"),
             eps=eps, reduction=reduction,
         )
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
-        return self.loss(pred, target, lr=self.lr_image(target, lq))
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
+        return self.loss(pred, target, lr=lr)
 
 
-class RatioContrastiveAdapter(_NeedsLR, CSRLoss):
+class RatioContrastiveAdapter(CSRLoss):
     """:class:`~contrastive_sr_losses.RatioContrastiveLoss` in VGG19 (CSD / AECR-Net), negative = the
     bicubic-upsampled LR image. ``vgg_weights``: ``'imagenet'`` (torchvision's ``vgg19-dcbb9e9d.pth``
     from ``$TORCH_HOME/hub/checkpoints/``, never downloaded), a path, or None (random: tests only).
     """
+
+    registry_name = "vgg_contrastive"
 
     def __init__(
         self,
@@ -277,13 +291,13 @@ class RatioContrastiveAdapter(_NeedsLR, CSRLoss):
         eps: float = 1e-7,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         if vgg_weights is not None and (isinstance(vgg_weights, bool) or not isinstance(vgg_weights, (str, os.PathLike))):
             raise TypeError(f"vgg_weights must be 'imagenet', a path or None, got {type(vgg_weights).__name__} {vgg_weights!r}")
         self.loss = RatioContrastiveLoss(VGG19Features(layers, vgg_weights), layer_weights, eps=eps, reduction=reduction)
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
-        return self.loss(pred, target, lr=self.lr_image(target, lq))
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
+        return self.loss(pred, target, lr=lr)
 
 
 def _pcl_criterion(
@@ -292,13 +306,16 @@ def _pcl_criterion(
     return FrequencyContrastiveLoss(discriminator, reduction=reduction, **options)
 
 
-class FrequencyContrastiveAdapter(_NeedsLR, CSRLoss):
+class FrequencyContrastiveAdapter(CSRLoss):
     """:class:`~contrastive_sr_losses.FrequencyContrastiveLoss` with a frozen, pretrained wavelet
     discriminator read from ``discriminator_weights`` (a ``WaveletDiscriminator`` state dict, for
     example the ``discriminator`` entry of a ``CSRPCLLoss`` training state): PCL without the GAN-like
     training, the paper's own suggestion. ``lr_negative: true`` uses the LR image as one negative.
-    ``loss_weight`` defaults to 0.01, as :class:`PCLAdapter`'s (the loss study's least harmful alpha).
+    ``loss_weight`` defaults to 0.01, as :class:`PCLAdapter`'s (the loss study's least harmful alpha; the
+    paper's 1 lowered PSNR-Y by several dB, see ``docs/choosing-a-loss.md``).
     """
+
+    registry_name = "pcl"
 
     def __init__(
         self,
@@ -317,7 +334,7 @@ class FrequencyContrastiveAdapter(_NeedsLR, CSRLoss):
         lr_negative: bool = False,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         if isinstance(discriminator_weights, bool) or not isinstance(discriminator_weights, (str, os.PathLike)):
             raise TypeError(
                 "discriminator_weights must be the path of a WaveletDiscriminator state dict (required), got "
@@ -337,17 +354,18 @@ class FrequencyContrastiveAdapter(_NeedsLR, CSRLoss):
                        temperature=temperature, lr_negative=check_bool(lr_negative, "lr_negative"))
         self.loss = _pcl_criterion(disc.requires_grad_(False), reduction, options)
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
-        return self.loss(pred, target, self.lr_image(target, lq) if self.loss.lr_negative else None)
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
+        return self.loss(pred, target, lr)
 
 
-class PCLAdapter(_NeedsLR, CSRLoss):
+class PCLAdapter(CSRLoss):
     """PCL (Wu et al.): :class:`~contrastive_sr_losses.PCLTrainer` over a fresh
     :class:`~contrastive_sr_losses.embeddings.WaveletDiscriminator`. Each training-mode call makes one
     discriminator step (its own Adam, ``disc_lr``) then returns the generator-side contrastive loss.
     The paper's eq 11 is ``L1 + 1.0 * L_CL``; ``loss_weight`` defaults to 0.01 instead, the least
-    harmful alpha of the library's loss study (README, "PCL"): alpha 1 lost 1 to 10 dB PSNR-Y against
-    L1 alone and 0.01 still lost a few hundredths. ``generator_gradient: false`` is the authors'
+    harmful alpha of the library's loss study: alpha 1 lowered PSNR-Y by several dB against L1 alone
+    (the numbers: ``docs/choosing-a-loss.md`` on the documentation site,
+    ``benchmarks/results/loss_study*.md`` in the repository). ``generator_gradient: false`` is the authors'
     released form (the loss is logged but sends the network no gradient).
 
     The discriminator and its optimizer are state a resume must restore: use the framework's model
@@ -364,6 +382,7 @@ class PCLAdapter(_NeedsLR, CSRLoss):
         1
     """
 
+    registry_name = "pcl"
     state_saved_by: str | None = None
 
     def __init__(
@@ -385,18 +404,17 @@ class PCLAdapter(_NeedsLR, CSRLoss):
         generator_gradient: bool = True,
     ) -> None:
         super().__init__(loss_weight, reduction, slot)
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         betas = check_betas(disc_betas, "disc_betas")
         disc_lr = check_positive_float(disc_lr, "disc_lr")
         options = dict(num_positives=num_positives, num_negatives=num_negatives, layers=layers,
                        temperature=temperature, lr_negative=check_bool(lr_negative, "lr_negative"),
                        generator_gradient=check_bool(generator_gradient, "generator_gradient"))
         self.loss = _pcl_criterion(WaveletDiscriminator(channels=channels, strides=strides), reduction, options)
-        self.trainer = PCLTrainer(self.loss, lr=disc_lr, betas=betas)
+        self.trainer = build_trainer(self.registry_name, self.loss, lr=disc_lr, betas=betas)
         self._warned = False
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
-        lr = self.lr_image(target, lq) if self.loss.lr_negative else None
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
         if not self.training:
             return self.loss(pred, target, lr)
         if self.state_saved_by is None and not self._warned:
@@ -417,7 +435,7 @@ class PCLAdapter(_NeedsLR, CSRLoss):
         self.trainer.load_state_dict(state)
 
 
-class CombinedAdapter(_NeedsLR, CSRLoss):
+class CombinedAdapter(CSRLoss):
     """:class:`~contrastive_sr_losses.CombinedLoss`: a whole objective in one loss slot, e.g. the loss
     study's best, ``terms: {l1: 1.0, pixel_contrastive: 0.1, high_pass: 1.5}`` (a term may be
     ``[weight, {options}]``). ``scale`` makes the LR image for the terms that need it when the
@@ -448,11 +466,15 @@ class CombinedAdapter(_NeedsLR, CSRLoss):
                 f"terms: {type(self).__name__} cannot keep PCL's discriminator state across a resume; "
                 "use CSRPCLLoss for the pcl term (BasicSR: in the perceptual slot, this loss in the pixel slot)"
             )
-        self.scale = self._check_scale(scale)
+        self.scale = check_scale(scale)
         self.loss = CombinedLoss(terms)
 
-    def compute(self, pred: Tensor, target: Tensor, lq: Tensor | None) -> Tensor:
-        return self.loss(pred, target, self.lr_image(target, lq) if self.loss.needs_lr else None)
+    @property
+    def needs_lr(self) -> bool:
+        return self.loss.needs_lr
+
+    def compute(self, pred: Tensor, target: Tensor, lr: Tensor | None) -> Tensor:
+        return self.loss(pred, target, lr)
 
 
 #: Registered name -> generic adapter class, in README order.

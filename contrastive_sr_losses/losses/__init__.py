@@ -1,13 +1,9 @@
 """Loss modules, one file per loss family, each with its functional twin."""
 
 from .combined import CombinedLoss
-from .frequency_contrastive import (
-    FrequencyContrastiveLoss,
-    PCLTrainer,
-    contrastive_discriminator_loss,
-    frequency_contrastive_loss,
-)
 from .high_pass import GaussianHighPassLoss, gaussian_high_pass_loss
+from .pcl import FrequencyContrastiveLoss, contrastive_discriminator_loss, frequency_contrastive_loss
+from .pcl_trainer import PCLTrainer
 from .pixel_contrastive import (
     PixelContrastiveLoss,
     pixel_contrastive_loss,

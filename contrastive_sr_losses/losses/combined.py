@@ -6,6 +6,7 @@ and it fits a framework's single loss slot through its adapter (``CSRCombinedLos
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .registry import LOSSES, build_loss
+from .registry import LOSSES, build_loss, build_trainer, term_needs_lr
 
 __all__ = ["CombinedLoss", "TermSpec"]
 
@@ -114,9 +115,7 @@ class CombinedLoss(nn.Module):
         self.trainers: dict[str, Any] = {}
         for name in self.losses:
             if LOSSES[name].trained:
-                from .frequency_contrastive import PCLTrainer
-
-                make = pcl_trainer or PCLTrainer
+                make = pcl_trainer or functools.partial(build_trainer, name)
                 self.trainers[name] = make(self.losses[name])
         self.last_values: dict[str, Tensor] = {}
 
@@ -126,7 +125,7 @@ class CombinedLoss(nn.Module):
         return any(self._term_needs_lr(name) for name in self.losses)
 
     def _term_needs_lr(self, name: str) -> bool:
-        return LOSSES[name].needs_lr or bool(getattr(self.losses[name], "lr_negative", False))
+        return term_needs_lr(name, self.losses[name])
 
     def forward(self, sr: Tensor, hr: Tensor, lr: Tensor | None = None, *, terms: dict[str, Tensor] | None = None) -> Tensor:
         """The weighted sum of the terms on ``(sr, hr)`` (and ``lr`` for the terms that use it).

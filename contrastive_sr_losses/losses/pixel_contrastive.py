@@ -12,13 +12,12 @@ with S = 64, i.e. ``region=8`` (its best trade-off: PSNR in table 5, training me
 table 6).
 
 The defaults (``region=8``, ``temperature=1`` on [0, 1] images, ``mode='grid'``, weight 0.1) are the
-ones the library's loss study supports (``benchmarks/loss_study.py``, README "Does it help?";
-EDSR-baseline 4x32 at x4, 600 iterations, 3 paired seeds). ``L1 + 0.1 * loss`` beat L1 alone by
-+0.097 +- 0.039 / +0.065 +- 0.030 / +0.036 +- 0.022 / +0.050 +- 0.021 / +0.136 +- 0.050 dB PSNR-Y
-(mean +- 95% interval) on Set5 / Set14 / B100 / Urban100 / Manga109_subset. Against that default,
-T = 0.3 and 0.1 (weight 0.1 T) and ``region=4`` were level; the paper-literal [0, 255] reading
-(``temperature=1/255`` with weight 0.1/255) was behind on every set (-0.006 to -0.056 dB), as were
-``region=16`` (-0.013 to -0.036 dB) and ``mode='sliding'`` (-0.012 to -0.048 dB), all beyond noise.
+ones the library's loss study (``benchmarks/loss_study.py``) supports: ``L1 + 0.1 * loss`` beat L1
+alone in PSNR-Y on every test set; against that default, smaller temperatures and ``region=4`` were
+level, while the paper-literal [0, 255] reading (``temperature=1/255`` with weight 0.1/255),
+``region=16`` and ``mode='sliding'`` were behind. The numbers: ``docs/loss-study.md`` and
+``docs/choosing-a-loss.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+repository.
 
 Grid vs sliding (``mode``):
 
@@ -48,6 +47,8 @@ from .._validation import (
     check_choice,
     check_image_pair,
     check_positive_int,
+    check_reduction,
+    check_region,
     check_temperature,
     check_value_range,
     compute_dtype,
@@ -65,7 +66,6 @@ __all__ = [
     "pixel_contrastive_fast_map",
 ]
 
-REDUCTIONS = ("mean", "sum", "none")
 #: ``backend=``: the equation as written, or one of the fast paths of :mod:`contrastive_sr_losses.kernels`.
 PIXEL_CONTRASTIVE_BACKENDS: tuple[str, ...] = ("auto", "reference", "torch", "triton")
 #: ``mode=``: non-overlapping blocks (the paper) or a window centred on every anchor.
@@ -79,7 +79,9 @@ def pixel_contrastive_reference_map(sr: Tensor, hr: Tensor, region: int = 8, tem
     differentiate it: simple to read, memory-hungry. Inputs are validated as by
     :func:`pixel_contrastive_loss`. Output dtype: float64 if an input is float64, float32 otherwise.
     """
-    temperature, _ = _check_args(sr, hr, region, "grid", temperature, "none", "reference", None)
+    check_image_pair(sr, hr)
+    check_region(region, sr.shape)
+    temperature = check_temperature(temperature)
     dtype = compute_dtype(sr, hr)
     n, _, h, w = sr.shape
     out = sr.new_zeros((n, 1, h, w), dtype=dtype)
@@ -107,7 +109,9 @@ def pixel_contrastive_sliding_reference_map(
     Memory ~ S x the input (``(N, C, S, H*W)``). Inputs are validated as by
     :func:`pixel_contrastive_loss`; dtypes as :func:`pixel_contrastive_reference_map`.
     """
-    temperature, _ = _check_args(sr, hr, region, "sliding", temperature, "none", "reference", None)
+    check_image_pair(sr, hr)
+    check_region(region, sr.shape)
+    temperature = check_temperature(temperature)
     dtype = compute_dtype(sr, hr)
     n, c, h, w = sr.shape
     windows = unfold_windows(window_slab(hr.to(dtype), 0, h, region), region)  # (N, C, S, HW)
@@ -174,33 +178,6 @@ def pixel_contrastive_fast_map(
     if backend == "triton":
         return kernels.triton_map(sr, hr, region, temperature, mode)
     return kernels.auto_map(sr, hr, region, temperature, mode, chunk_size)
-
-
-def _check_args(
-    sr: Tensor,
-    hr: Tensor,
-    region: int,
-    mode: str,
-    temperature: float,
-    reduction: str,
-    backend: str,
-    chunk_size: int | None,
-    value_range: float = 1.0,
-) -> tuple[float, float]:
-    check_image_pair(sr, hr)
-    check_positive_int(region, "region")
-    h, w = sr.shape[-2:]
-    if region > min(h, w):
-        raise ValueError(
-            f"region must be <= the image's height and width, got region={region} for an image of {h}x{w}"
-        )
-    check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
-    temperature = check_temperature(temperature)
-    check_choice(reduction, "reduction", REDUCTIONS)
-    check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
-    if chunk_size is not None:
-        check_positive_int(chunk_size, "chunk_size")
-    return temperature, check_value_range(value_range)
 
 
 def pixel_contrastive_loss(
@@ -274,9 +251,15 @@ def pixel_contrastive_loss(
         >>> sliding.shape, sliding.dtype
         (torch.Size([]), torch.float32)
     """
-    temperature, value_range = _check_args(
-        sr, hr, region, mode, temperature, reduction, backend, chunk_size, value_range
-    )
+    check_image_pair(sr, hr)
+    check_region(region, sr.shape)
+    check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
+    temperature = check_temperature(temperature)
+    check_reduction(reduction)
+    check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
+    if chunk_size is not None:
+        check_positive_int(chunk_size, "chunk_size")
+    value_range = check_value_range(value_range)
     t_raw = temperature * value_range  # d(x / v) / T = d(x) / (v T): no pass over the images
     loss_map = pixel_contrastive_fast_map(sr, hr, region, t_raw, mode, backend, chunk_size)
     loss = _reduce(loss_map, region, reduction, mode)
@@ -335,7 +318,7 @@ class PixelContrastiveLoss(nn.Module):
         self.region = check_positive_int(region, "region")
         self.mode = check_choice(mode, "mode", PIXEL_CONTRASTIVE_MODES)
         self.temperature = check_temperature(temperature)
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.reduction = check_reduction(reduction)
         self.backend = check_choice(backend, "backend", PIXEL_CONTRASTIVE_BACKENDS)
         self.chunk_size = None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
         self.value_range = check_value_range(value_range)

@@ -3,19 +3,19 @@ eq 9): the ratio contrastive loss in the feature space of a frozen, randomly ini
 Conv3x3 -> Tanh -> Conv3x3, with the bicubic-upsampled LR image as the negative.
 
 Neither paper publishes the channel count or the layer weights. Defaults chosen here: 16 channels
-(see :class:`~contrastive_sr_losses.embeddings.random_conv.RandomConvFeatures`) and equal weights
+(see :class:`~contrastive_sr_losses.embeddings.random_conv_features.RandomConvFeatures`) and equal weights
 (0.5, 0.5) on the two feature maps (after the Tanh, after the second conv), so the loss is the
 average of two ratios: 0 when SR == HR, 1 when SR is as far from HR as from the bicubic image.
 Near SR == negative the ratio explodes (``d_pos / eps``); an untrained network with a bicubic skip
 connection starts there, so use the term when fine-tuning from a trained checkpoint, as RRLFN does
 (it adds the loss only in the last warm-start stage, Guo et al., section 2.2).
 
-Its weight beside L1 is not published either. The loss study (``benchmarks/loss_study.py``, README
-"Does it help?"; EDSR-baseline 4x32 at x4, 600 iterations, the term added for the last 150, 3 paired
-seeds) measured PSNR-Y against L1 alone on Set5 / Set14 / B100 / Urban100 / Manga109_subset: weight 1
-lost 4.1 to 7.4 dB, 0.01 lost 0.25 to 0.63 dB, 0.001 lost 0.011 to 0.047 dB (all beyond the 95%
-intervals) while lowering LPIPS by 0.006 / 0.008 on Set5 / Set14. The ratio's gradient is about 60x
-L1's on a half-trained output, so start at a weight of 0.001 or below.
+Its weight beside L1 is not published either. In the library's loss study (``benchmarks/loss_study.py``)
+every weight tried cost PSNR-Y against L1 alone: weight 1 lowered it by several dB, and 0.001, the least
+harmful and this library's default where it picks the weight, still by a few hundredths of a dB. The
+ratio's gradient is far larger than L1's on a half-trained output, so start at a weight of 0.001 or
+below. The numbers: ``docs/choosing-a-loss.md`` and ``docs/loss-study.md`` on the documentation site,
+``benchmarks/results/loss_study*.md`` in the repository.
 
 On its first call in training mode (the default mode of a module) each instance checks the batch's
 ratio once (one host sync, never again): above 1,
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .._range import check_value_range_once
-from ..embeddings.random_conv import RandomConvFeatures
+from ..embeddings.random_conv_features import RandomConvFeatures
 from .ratio_contrastive import RatioContrastiveLoss
 
 __all__ = ["RandomConvContrastiveLoss", "random_conv_contrastive_loss", "RANDOM_CONV_WEIGHTS"]
@@ -72,7 +72,7 @@ class RandomConvContrastiveLoss(RatioContrastiveLoss):
         >>> hr = torch.rand(2, 3, 32, 32)
         >>> lr = F.avg_pool2d(hr, 2)
         >>> sr = (hr + 0.01 * torch.randn_like(hr)).requires_grad_()  # nearer HR than the negative
-        >>> # weight 0.001: the least harmful of the loss study (-0.011 to -0.047 dB PSNR-Y against L1)
+        >>> # weight 0.001: the least harmful of the loss study (weight 1 lowered PSNR-Y by several dB)
         >>> loss = F.l1_loss(sr, hr) + 0.001 * criterion(sr, hr, lr=lr)
         >>> loss.backward()
     """
@@ -118,8 +118,8 @@ class RandomConvContrastiveLoss(RatioContrastiveLoss):
             warnings.warn(
                 f"RandomConvContrastiveLoss: the first batch's ratio is {ratio:.3g} > 1: the output is nearer the "
                 "negative (bicubic LR) than HR in the random feature space, so the term will mostly push it away "
-                "from the negative (the loss study measured shifted colours and low frequencies: -4 to -7 dB "
-                "PSNR-Y at weight 1, -0.01 to -0.05 dB at 0.001). Check its gradient against L1's with "
+                "from the negative (the loss study measured shifted colours and low frequencies, several dB of "
+                "PSNR-Y lost at weight 1; see docs/choosing-a-loss.md). Check its gradient against L1's with "
                 "contrastive_sr_losses.gradient_balance and keep its weight small (0.001 or below)",
                 stacklevel=5,  # the caller of criterion(...)
             )

@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import (
-    check_choice,
     check_eps,
     check_image_pair,
     check_layer_weights,
     check_lr_image,
+    check_reduction,
     compute_dtype,
     module_dtype,
     nonfinite_as_nan,
@@ -38,7 +38,6 @@ from .._validation import (
 
 __all__ = ["RatioContrastiveLoss", "ratio_contrastive_loss", "upsample_negative"]
 
-REDUCTIONS = ("mean", "sum", "none")
 FeatureExtractor = Callable[[Tensor], Sequence[Tensor]]
 
 
@@ -89,7 +88,7 @@ def ratio_contrastive_loss(
         NaN for an image with a NaN or an Inf in ``sr``, ``hr`` or ``negative``.
 
     Example:
-        >>> from contrastive_sr_losses.embeddings.random_conv import RandomConvFeatures
+        >>> from contrastive_sr_losses.embeddings.random_conv_features import RandomConvFeatures
         >>> phi = RandomConvFeatures(seed=0)
         >>> sr = torch.rand(2, 3, 16, 16, requires_grad=True)
         >>> hr, neg = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
@@ -99,7 +98,7 @@ def ratio_contrastive_loss(
     check_image_pair(sr, negative, ("sr", "negative"))
     weights = check_layer_weights(layer_weights)
     eps = check_eps(eps)
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_reduction(reduction)
     if not callable(feature_extractor):
         raise TypeError(f"feature_extractor must be callable (an nn.Module), got {type(feature_extractor).__name__}")
     dtype = module_dtype(feature_extractor, compute_dtype(sr, hr, negative))
@@ -169,7 +168,7 @@ class RatioContrastiveLoss(nn.Module):
         self.feature_extractor = feature_extractor.requires_grad_(False).eval()
         self.layer_weights = check_layer_weights(layer_weights)
         self.eps = check_eps(eps)
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.reduction = check_reduction(reduction)
 
     def train(self, mode: bool = True) -> "RatioContrastiveLoss":
         super().train(mode)

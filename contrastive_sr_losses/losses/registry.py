@@ -1,7 +1,7 @@
 """One registry of the library's losses by short name: how to build each one and how to call it.
 
 :class:`~contrastive_sr_losses.CombinedLoss`, the training kit's ``--loss`` specs
-(``examples/srkit/losses.py``) and the framework adapters (``CSRCombinedLoss``) all build their terms
+(``srkit/losses.py``) and the framework adapters (``CSRCombinedLoss``) all build their terms
 from :data:`LOSSES`, so a name means the same loss everywhere.
 
 Example:
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch.nn as nn
 
-__all__ = ["LossEntry", "LOSSES", "build_loss"]
+__all__ = ["LossEntry", "LOSSES", "build_loss", "build_trainer", "term_needs_lr"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,13 @@ class LossEntry:
         needs_lr: its forward takes the LR input batch as ``lr=`` (negative = bicubic-upsampled LR).
         summary: one line for listings (the paper and the usual weight).
         build: a factory used instead of ``module.attr`` (for losses built from parts).
-        trained: it trains its own embedding alongside the SR network (PCL's discriminator).
+        trainer: for a loss that trains its own embedding alongside the SR network (PCL's
+            discriminator), the factory ``trainer(loss, **options)`` of the object that does it
+            (:class:`~contrastive_sr_losses.PCLTrainer`); None otherwise. :func:`build_trainer`
+            calls it; ``trained`` says whether there is one.
         default_weight: the weight of a ``--loss`` term written without one: 1, except where the loss
-            study measured 1 as harmful (random-conv 0.001, PCL 0.01).
+            study measured 1 as harmful (random-conv 0.001, PCL 0.01; the numbers: ``docs/choosing-a-loss.md``
+            on the documentation site, ``benchmarks/results/loss_study*.md`` in the repository).
     """
 
     module: str
@@ -45,8 +49,13 @@ class LossEntry:
     needs_lr: bool
     summary: str
     build: Callable[..., nn.Module] | None = None
-    trained: bool = False
+    trainer: Callable[..., Any] | None = None
     default_weight: float = 1.0
+
+    @property
+    def trained(self) -> bool:
+        """Whether the loss trains its own embedding alongside the SR network (it has a ``trainer``)."""
+        return self.trainer is not None
 
 
 def _pcl(
@@ -54,10 +63,17 @@ def _pcl(
 ) -> nn.Module:
     """PCL's loss over a fresh wavelet discriminator (``disc_channels`` / ``disc_strides``: its widths)."""
     from ..embeddings.wavelet_discriminator import WaveletDiscriminator
-    from .frequency_contrastive import FrequencyContrastiveLoss
+    from .pcl import FrequencyContrastiveLoss
 
     disc_kwargs = {k: v for k, v in (("channels", disc_channels), ("strides", disc_strides)) if v is not None}
     return FrequencyContrastiveLoss(WaveletDiscriminator(**disc_kwargs), **kwargs)
+
+
+def _pcl_trainer(loss: nn.Module, **options: Any) -> Any:
+    """PCL's alternating discriminator training over ``loss`` (``options``: :class:`PCLTrainer`'s)."""
+    from .pcl_trainer import PCLTrainer
+
+    return PCLTrainer(loss, **options)  # type: ignore[arg-type]
 
 
 def _vgg_contrastive(weights: str | None = "imagenet", **kwargs: Any) -> nn.Module:
@@ -83,7 +99,8 @@ LOSSES: dict[str, LossEntry] = {
     "random_conv": LossEntry(
         "contrastive_sr_losses.losses.random_conv", "RandomConvContrastiveLoss", True,
         "ratio contrastive loss in a frozen random Conv-Tanh-Conv space, negative = bicubic LR (RLFN / RRLFN); "
-        "weight 0.001 when none is written (the loss study's least harmful: -0.01 to -0.05 dB PSNR-Y; 1: -4 to -7 dB)",
+        "weight 0.001 when none is written (the loss study's least harmful; weight 1 lowered PSNR-Y by several dB: "
+        "docs/choosing-a-loss.md)",
         default_weight=0.001,
     ),
     "vgg_contrastive": LossEntry(
@@ -92,13 +109,14 @@ LOSSES: dict[str, LossEntry] = {
         build=_vgg_contrastive,
     ),
     "pcl": LossEntry(
-        "contrastive_sr_losses.losses.frequency_contrastive", "FrequencyContrastiveLoss", False,
-        "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; the paper's weight 1 lost 1-10 dB "
-        "PSNR-Y in the loss study: weight 0.01 when none is written), the discriminator trained alternately "
+        "contrastive_sr_losses.losses.pcl", "FrequencyContrastiveLoss", False,
+        "PCL contrastive loss in a wavelet discriminator's space (Wu et al.; the paper's weight 1 lowered PSNR-Y "
+        "by several dB in the loss study, see docs/choosing-a-loss.md: weight 0.01 when none is written), "
+        "the discriminator trained alternately "
         "(d_lr=1e-4; lr_negative=true adds the LR negative; disc_channels/disc_strides; generator_gradient=false: "
         "the authors' released form, logged but no gradient to the network)",
         build=_pcl,
-        trained=True,
+        trainer=_pcl_trainer,
         default_weight=0.01,
     ),
 }
@@ -116,3 +134,25 @@ def build_loss(name: str, **options: Any) -> nn.Module:
         raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
     factory = entry.build or getattr(importlib.import_module(entry.module), entry.attr)
     return factory(**options)
+
+
+def build_trainer(name: str, loss: nn.Module, **options: Any) -> Any:
+    """The trainer of the registry's trained loss ``name`` over ``loss`` (built by :func:`build_loss`),
+    e.g. ``build_trainer("pcl", loss, lr=1e-4)`` is ``PCLTrainer(loss, lr=1e-4)``.
+
+    Raises:
+        KeyError: ``name`` is not in :data:`LOSSES`.
+        ValueError: the loss ``name`` trains nothing of its own (its entry has no ``trainer``).
+    """
+    entry = LOSSES.get(name)
+    if entry is None:
+        raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(LOSSES)}")
+    if entry.trainer is None:
+        raise ValueError(f"the loss {name!r} trains nothing of its own: it has no trainer")
+    return entry.trainer(loss, **options)
+
+
+def term_needs_lr(name: str, loss: nn.Module) -> bool:
+    """Whether the registry's loss ``name``, built as ``loss``, takes the LR input batch: always where
+    :attr:`LossEntry.needs_lr`, and where the built loss was asked for an LR negative (``lr_negative``)."""
+    return LOSSES[name].needs_lr or bool(getattr(loss, "lr_negative", False))

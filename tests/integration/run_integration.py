@@ -41,7 +41,7 @@ ROOT = HERE.parents[1]
 
 from contrastive_sr_losses.archs import create_model, export_state_dict  # noqa: E402
 from contrastive_sr_losses.integrations.state import load_loss_state  # noqa: E402
-from contrastive_sr_losses.metrics import imresize  # noqa: E402
+from contrastive_sr_losses.functional import imresize  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SCALE, HR_SIDE, N_IMAGES = 4, 96, 8

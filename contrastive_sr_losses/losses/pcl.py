@@ -10,6 +10,11 @@ SR, positives and negatives at layer l and s the mean over pixels of the channel
     L_{i,l}  = 1/K_P * sum_j -log( exp(s(f,p_j)/tau) / (exp(s(f,p_j)/tau) + sum_k exp(s(f,n_k)/tau)) )  (eq 8)
     L_CL     = 1/(N L) * sum_i sum_l L_{i,l};     L_SR = L1 + alpha * L_CL, alpha = 1                 (eqs 10, 11)
 
+The paper's alpha = 1 lowered PSNR-Y by several dB against L1 alone in the library's loss study; the
+library hands out alpha = 0.01 where it picks the weight (the numbers: ``docs/choosing-a-loss.md`` and
+``docs/loss-study.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+repository).
+
 E_D is trained GAN-like, one step per generator step, with the contrastive discriminator loss of eq 7
 (one real against the batch of fakes and vice versa, a softmax cross-entropy).
 
@@ -37,11 +42,7 @@ it is offered, and tested against a re-implementation of the released code):
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -51,13 +52,17 @@ from torch import Tensor
 from .._range import check_value_range_once
 from ..utils import training_mode
 from .._validation import (
+    REDUCTIONS,
     autocast_disabled,
-    check_betas,
+    check_bool,
+    check_feature_maps,
+    check_layer_indices,
+    check_logits,
+    check_reduction,
     check_choice,
     check_eps,
     check_image_pair,
     check_lr_image,
-    check_positive_float,
     check_positive_int,
     check_temperature,
     compute_dtype,
@@ -77,10 +82,9 @@ __all__ = [
     "contrastive_discriminator_loss",
     "frequency_contrastive_loss",
     "FrequencyContrastiveLoss",
-    "PCLTrainer",
 ]
 
-REDUCTIONS = ("mean", "none")
+PCL_REDUCTIONS = tuple(r for r in REDUCTIONS if r != "sum")  # eq 10 is a mean; no sum
 DISCRIMINATOR_FORMS = ("per_position", "flattened")
 SAMPLE_FORMS = ("library", "authors")
 Features = Tensor | Sequence[Tensor]
@@ -94,14 +98,6 @@ COSINE_EPS = 1e-4
 # ------------------------------------------------------------------------------------------------
 # eq 7: the discriminator's loss
 # ------------------------------------------------------------------------------------------------
-def _check_logits(x: object, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (B, ...), got {type(x).__name__}")
-    if x.dim() == 0 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have a non-empty batch dimension (B, ...), got shape {tuple(x.shape)}")
-    return x
-
-
 def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *, form: str = "per_position") -> Tensor:
     r"""Contrastive discriminator loss of eq 7 (Yu et al.'s one-against-a-batch softmax cross-entropy).
 
@@ -134,8 +130,8 @@ def contrastive_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, *, 
         >>> contrastive_discriminator_loss(real, fake)  # 2 * log(1 + e^(0 - 2))
         tensor(0.2539)
     """
-    _check_logits(real_logits, "real_logits")
-    _check_logits(fake_logits, "fake_logits")
+    check_logits(real_logits, "real_logits")
+    check_logits(fake_logits, "fake_logits")
     if real_logits.shape[1:] != fake_logits.shape[1:] or real_logits.device != fake_logits.device:
         raise ValueError(
             "real_logits and fake_logits must share the shape after the batch dimension and the device, got "
@@ -165,29 +161,6 @@ def _as_list(x: object, name: str) -> list[Tensor]:
     if isinstance(x, (list, tuple)) and x and all(isinstance(t, Tensor) for t in x):
         return list(x)
     raise TypeError(f"{name} must be a tensor or a non-empty list of tensors (one per layer), got {type(x).__name__}")
-
-
-def _check_features(anchor: list[Tensor], positives: list[Tensor], negatives: list[Tensor]) -> None:
-    if not len(anchor) == len(positives) == len(negatives):
-        raise ValueError(
-            f"anchor, positives and negatives must hold one entry per layer, got {len(anchor)}, "
-            f"{len(positives)} and {len(negatives)} layers"
-        )
-    for l, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
-        if a.dim() != 4 or not a.is_floating_point():
-            raise ValueError(f"anchor[{l}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
-        if a.numel() == 0:
-            raise ValueError(f"anchor[{l}] must be non-empty (N, C, H, W >= 1), got shape {tuple(a.shape)}")
-        for name, t in (("positives", p), ("negatives", n)):
-            if not t.is_floating_point():
-                raise TypeError(f"{name}[{l}] must be a floating-point feature map, got {t.dtype}")
-            if t.dim() != 5 or t.shape[0] != a.shape[0] or t.shape[2:] != a.shape[1:] or t.shape[1] < 1:
-                raise ValueError(
-                    f"{name}[{l}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
-                    f"anchor[{l}] {tuple(a.shape)}, got {tuple(t.shape)}"
-                )
-            if t.device != a.device:
-                raise ValueError(f"{name}[{l}] is on {t.device} but anchor[{l}] on {a.device}")
 
 
 def _mean_cosine(anchor: Tensor, samples: Tensor, dtype: torch.dtype, eps: float) -> Tensor:
@@ -244,9 +217,9 @@ def frequency_contrastive_loss(
     anchors = _as_list(anchor, "anchor")
     pos = _as_list(positives, "positives")
     neg = _as_list(negatives, "negatives")
-    _check_features(anchors, pos, neg)
+    check_feature_maps(anchors, pos, neg)
     temperature = check_temperature(temperature)
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_reduction(reduction, PCL_REDUCTIONS)
     eps = check_eps(eps)
     dtype = compute_dtype(*anchors)
     total = None
@@ -264,19 +237,6 @@ def frequency_contrastive_loss(
 # ------------------------------------------------------------------------------------------------
 # the module: samples, embedding, loss
 # ------------------------------------------------------------------------------------------------
-def _check_layers(discriminator: nn.Module, layers: object) -> tuple[int, ...]:
-    check = getattr(discriminator, "check_layers", None)
-    if callable(check):
-        return tuple(check(layers))
-    try:
-        items = tuple(layers)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(f"layers must be a sequence of layer indices, got {layers!r}") from None
-    if not items:
-        raise ValueError("layers must name at least one layer")
-    return items
-
-
 class FrequencyContrastiveLoss(nn.Module):
     r"""PCL's generator-side contrastive loss (Wu et al., eqs 8-10) with its samples and embedding.
 
@@ -329,7 +289,8 @@ class FrequencyContrastiveLoss(nn.Module):
             gradient from it, so the network trains on the other terms (L1) alone; the discriminator still
             trains through :class:`PCLTrainer`. The published PCL numbers come from this form. Default
             ``True`` because a term that sends no gradient is not a training loss; note that with
-            ``True`` and alpha >= 0.1 the library's loss study measured large PSNR losses (README, PCL).
+            ``True`` and alpha >= 0.1 the library's loss study measured large PSNR-Y losses (see
+            ``docs/choosing-a-loss.md``).
 
     Shape:
         - sr, hr: ``(N, C, H, W)``; lr: ``(N, C, h, w)`` (any size; upsampled to ``H x W``).
@@ -340,8 +301,8 @@ class FrequencyContrastiveLoss(nn.Module):
         >>> criterion = FrequencyContrastiveLoss(WaveletDiscriminator().requires_grad_(False))  # frozen E_D
         >>> sr = torch.rand(2, 3, 32, 32, requires_grad=True)
         >>> hr = torch.rand(2, 3, 32, 32)
-        >>> # eq 11 with alpha 0.01, not the paper's 1: in the library's loss study alpha 1 lost 1 to 10 dB
-        >>> # PSNR-Y against L1 alone (README, "PCL"); check the term's size with gradient_balance
+        >>> # eq 11 with alpha 0.01, not the paper's 1: in the library's loss study alpha 1 lowered PSNR-Y by
+        >>> # several dB against L1 alone (docs/choosing-a-loss.md); check the term's size with gradient_balance
         >>> loss = torch.nn.functional.l1_loss(sr, hr) + 0.01 * criterion(sr, hr)
         >>> loss.backward()
         >>> sr.grad.abs().sum() > 0
@@ -368,18 +329,14 @@ class FrequencyContrastiveLoss(nn.Module):
         super().__init__()
         if not isinstance(discriminator, nn.Module):
             raise TypeError(f"discriminator must be an nn.Module, got {type(discriminator).__name__}")
-        if not isinstance(generator_gradient, bool):
-            raise TypeError(f"generator_gradient must be a bool, got {type(generator_gradient).__name__}")
-        self.generator_gradient = generator_gradient
+        self.generator_gradient = check_bool(generator_gradient, "generator_gradient", yaml_hint=False)
         self.discriminator = discriminator.eval()
         self.num_positives = check_positive_int(num_positives, "num_positives")
         self.num_negatives = check_positive_int(num_negatives, "num_negatives")
-        self.layers = _check_layers(discriminator, layers)
+        self.layers = check_layer_indices(discriminator, layers)
         self.temperature = check_temperature(temperature)
-        if not isinstance(lr_negative, bool):
-            raise TypeError(f"lr_negative must be a bool, got {type(lr_negative).__name__}")
-        self.lr_negative = lr_negative
-        self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
+        self.lr_negative = check_bool(lr_negative, "lr_negative", yaml_hint=False)
+        self.reduction = check_reduction(reduction, PCL_REDUCTIONS)
         self.sample_form = check_choice(sample_form, "sample_form", SAMPLE_FORMS)
         authors = sample_form == "authors"
         if authors and value_range is None:
@@ -479,257 +436,3 @@ class FrequencyContrastiveLoss(nn.Module):
             f"temperature={self.temperature}, lr_negative={self.lr_negative}, value_range={self.value_range}, "
             f"sample_form={self.sample_form!r}, reduction={self.reduction!r}, generator_gradient={self.generator_gradient}"
         )
-
-
-# ------------------------------------------------------------------------------------------------
-# the GAN-like alternation
-# ------------------------------------------------------------------------------------------------
-def _finite_everywhere(loss: Tensor) -> bool:
-    """Whether ``loss`` is finite, on every process of an initialised ``torch.distributed`` group
-    (all of them then skip the step together: a synchronised optimizer would wait for the others)."""
-    ok = torch.isfinite(loss).to(torch.float32)
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        torch.distributed.all_reduce(ok, op=torch.distributed.ReduceOp.MIN)
-    return bool(ok.item() == 1.0)
-
-
-class PCLTrainer:
-    r"""PCL's alternating training (Wu et al., section 3.5) in one call per step of the user's loop.
-
-    ``trainer(sr, hr, lr=None)`` first makes one discriminator step on ``sr.detach()`` (fake) vs ``hr``
-    (real) with the contrastive discriminator loss (eq 7) and the trainer's own optimizer, in training
-    mode (BatchNorm on batch statistics, running statistics updated); then it returns the
-    generator-side loss ``criterion(sr, hr, lr)`` (eqs 8-10) computed with the just-updated
-    discriminator in eval mode, whose parameters get no gradient from it::
-
-        pcl = PCLTrainer(FrequencyContrastiveLoss(WaveletDiscriminator()).to(device))
-        for lr_img, hr in loader:
-            sr = model(lr_img)
-            loss = F.l1_loss(sr, hr) + 0.01 * pcl(sr, hr)  # eq 11 at alpha 0.01 (the paper's 1 lost 1-10 dB)
-            optimizer.zero_grad(); loss.backward(); optimizer.step()
-
-    Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation
-    data. Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and
-    its backward runs outside it. Under float16 autocast the step needs loss scaling: give the trainer
-    its own ``grad_scaler`` (not the generator's) to keep it in float16; without one (the framework
-    adapters, whose frameworks have no scaler to hand over) the step runs in float32, autocast off. Call ``backward`` on the returned loss before the next trainer call: the next
-    discriminator step changes the parameters the returned loss was computed with. The training-mode
-    BatchNorm of the step needs more than one value per channel in the last block: a batch of 2, or
-    one image of at least 33x33 pixels with the default discriminator.
-
-    Args:
-        criterion: the :class:`FrequencyContrastiveLoss` whose ``discriminator`` is trained (create
-            them on the training device first).
-        lr, betas, eps: of the default optimizer, ``Adam(discriminator.parameters(), lr=1e-4,
-            betas=(0.9, 0.999), eps=1e-8)``: the paper's Adam settings (section 3.5) and EDSR's
-            learning rate; the paper gives no learning rate for the discriminator. The authors' code
-            builds the discriminator's Adam with the generator's learning rate and scheduler settings,
-            but never steps that scheduler (its ``Loss.step`` looks for ``.scheduler`` on the loss
-            module, which keeps it on its optimizer): their discriminator runs at the generator's
-            *initial* learning rate throughout. Pass the generator's ``lr`` for that form.
-        optimizer: an optimizer over the discriminator's parameters, to use instead of the default.
-        grad_scaler: a ``torch.amp.GradScaler`` for the discriminator step under float16 autocast
-            (``None``: that step runs in float32 instead).
-        scheduler: ``None`` (default: a constant learning rate) or a function building a learning-rate
-            scheduler over the trainer's optimizer, e.g. ``lambda opt: StepLR(opt, 200_000, 0.5)`` to
-            follow the generator's schedule; stepped after every discriminator step (per iteration, as
-            ``examples/train.py`` steps the generator's) and saved in :meth:`state_dict`.
-        discriminator_form: ``'per_position'`` (default) or ``'flattened'`` (the authors' code):
-            how patch logits are contrasted in eq 7 (:func:`contrastive_discriminator_loss`).
-        augment_discriminator: also feed the discriminator the criterion's sharpened copies of ``hr``
-            as reals and its blurred copies as fakes (the authors' RCAN script, ``--contras_D_train``;
-            the LR negative is not used there). Default False: the paper's eq 7, HR against SR only.
-            The copies are drawn for the step, independently of the generator-side ones (the released
-            code reuses the same copies).
-
-    Attributes:
-        criterion: the :class:`FrequencyContrastiveLoss`; also ``discriminator``, ``optimizer``,
-            ``grad_scaler`` and ``scheduler`` (or None), as given or built.
-        steps: discriminator steps made.
-        skipped_steps: steps skipped because the eq 7 loss was NaN or Inf.
-        last_discriminator_loss: detached tensor of the last eq 7 value, None before the first.
-
-    A batch whose discriminator loss is NaN or Inf (a NaN in ``sr``, a diverging generator) does not
-    poison the discriminator: the step is skipped with a warning, and the discriminator's weights,
-    its BatchNorm statistics and the optimizer are left as they were (this costs one host sync per
-    step, as ``GradScaler.step`` does). The generator-side loss of that call is then NaN as well.
-
-    Example:
-        >>> from contrastive_sr_losses.embeddings import WaveletDiscriminator
-        >>> disc = WaveletDiscriminator(channels=(8, 8, 16, 16), strides=(1, 2, 1, 2))
-        >>> pcl = PCLTrainer(FrequencyContrastiveLoss(disc, layers=(0, 2)))
-        >>> model = torch.nn.Conv2d(3, 3, 3, padding=1)
-        >>> hr = torch.rand(2, 3, 16, 16)
-        >>> sr = model(hr)
-        >>> loss = torch.nn.functional.l1_loss(sr, hr) + pcl(sr, hr)
-        >>> loss.backward()
-        >>> pcl.steps
-        1
-        >>> checkpoint = pcl.state_dict()  # discriminator, optimizer, steps; pcl.load_state_dict(checkpoint)
-    """
-
-    def __init__(
-        self,
-        criterion: FrequencyContrastiveLoss,
-        *,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        optimizer: torch.optim.Optimizer | None = None,
-        grad_scaler: torch.amp.GradScaler | None = None,
-        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
-        discriminator_form: str = "per_position",
-        augment_discriminator: bool = False,
-    ) -> None:
-        if not isinstance(criterion, FrequencyContrastiveLoss):
-            raise TypeError(f"criterion must be a FrequencyContrastiveLoss, got {type(criterion).__name__}")
-        self.criterion = criterion
-        self.discriminator = criterion.discriminator
-        if not any(p.requires_grad for p in self.discriminator.parameters()):
-            raise ValueError(
-                "the discriminator has no trainable parameters: for a frozen embedding use the "
-                "FrequencyContrastiveLoss alone, without PCLTrainer"
-            )
-        if optimizer is None:
-            optimizer = torch.optim.Adam(
-                self.discriminator.parameters(),
-                lr=check_positive_float(lr, "lr"),
-                betas=check_betas(betas),
-                eps=check_eps(eps),
-            )
-        elif not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self.grad_scaler = grad_scaler
-        if scheduler is not None and not callable(scheduler):
-            raise TypeError(f"scheduler must be a function optimizer -> LRScheduler, got {type(scheduler).__name__}")
-        self.scheduler = scheduler(optimizer) if scheduler is not None else None
-        self.discriminator_form = check_choice(discriminator_form, "discriminator_form", DISCRIMINATOR_FORMS)
-        if not isinstance(augment_discriminator, bool):
-            raise TypeError(f"augment_discriminator must be a bool, got {type(augment_discriminator).__name__}")
-        self.augment_discriminator = augment_discriminator
-        self.steps = 0
-        self.skipped_steps = 0
-        self.last_discriminator_loss: Tensor | None = None
-
-    def _augmented(self, sr: Tensor, hr: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """Reals ``[hr, sharpened copies]`` and fakes ``[sr, blurred copies]`` stacked on the batch axis."""
-        crit = self.criterion
-        reals, fakes = [hr], [sr]
-        with torch.no_grad():
-            if crit.sharpen is not None:
-                reals.append(crit.sharpen(hr, generator=generator).flatten(0, 1))
-            if crit.blur is not None:
-                fakes.append(crit.blur(hr, generator=generator).flatten(0, 1))
-        return torch.cat(reals), torch.cat(fakes)
-
-    def discriminator_step(self, sr: Tensor, hr: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """One optimizer step of the discriminator on eq 7 with ``hr`` real and ``sr.detach()`` fake
-        (with ``augment_discriminator``, also the sharpened copies real and the blurred ones fake).
-
-        Returns the detached loss. A NaN or Inf loss skips the step (``skipped_steps``, a warning) and
-        restores the BatchNorm statistics that its forward passes updated."""
-        check_image_pair(sr, hr)
-        kind = sr.device.type
-        float16_autocast = torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16
-        # float16 without a GradScaler would underflow the discriminator's gradients (it would silently
-        # stop learning): then its step runs in float32, autocast off (BasicSR, traiNNer-redux and neosr
-        # call the loss under the generator's autocast and have no scaler to give it)
-        full_precision = float16_autocast and self.grad_scaler is None
-        disc = self.discriminator
-        dtype = module_dtype(disc, compute_dtype(sr, hr))
-        saved_buffers = [b.detach().clone() for b in disc.buffers()]  # BatchNorm statistics, small
-        reals, fakes = hr.detach(), sr.detach()
-        if self.augment_discriminator:
-            reals, fakes = self._augmented(fakes, reals, generator)
-        with torch.enable_grad(), training_mode(disc, True), (autocast_disabled(kind) if full_precision else contextlib.nullcontext()):
-            real = disc(self.criterion.to_unit_range(reals.to(dtype)))
-            fake = disc(self.criterion.to_unit_range(fakes.to(dtype)))
-            loss = contrastive_discriminator_loss(real, fake, form=self.discriminator_form)
-        self.last_discriminator_loss = loss.detach()
-        if not _finite_everywhere(self.last_discriminator_loss):  # the one host sync of the step
-            with torch.no_grad():
-                for buf, saved in zip(disc.buffers(), saved_buffers):
-                    buf.copy_(saved)
-            self.skipped_steps += 1
-            warnings.warn(
-                f"PCLTrainer: the discriminator loss is {self.last_discriminator_loss.item()} (NaN or Inf in "
-                f"sr or hr?): step skipped, the discriminator and its optimizer are unchanged "
-                f"({self.skipped_steps} skipped so far)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return self.last_discriminator_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(sr.device.type, enabled=False):
-            if self.grad_scaler is not None:
-                self.grad_scaler.scale(loss).backward()
-                self.grad_scaler.step(self.optimizer)
-                self.grad_scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.steps += 1
-        return self.last_discriminator_loss
-
-    def __call__(
-        self, sr: Tensor, hr: Tensor, lr: Tensor | None = None, *, generator: torch.Generator | None = None
-    ) -> Tensor:
-        self.discriminator_step(sr, hr, generator=generator)
-        return self.criterion(sr, hr, lr, generator=generator)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Discriminator weights and buffers, optimizer state, grad scaler and scheduler states, step counts."""
-        state: dict[str, Any] = {
-            "discriminator": self.discriminator.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "steps": self.steps,
-            "skipped_steps": self.skipped_steps,
-        }
-        if self.grad_scaler is not None:
-            state["grad_scaler"] = self.grad_scaler.state_dict()
-        if self.scheduler is not None:
-            state["scheduler"] = self.scheduler.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (the discriminator first, so the optimizer state
-        lands on its parameters' device). The optimizer state is copied: ``torch.optim`` would
-        otherwise share its tensors with the trainer the state came from."""
-        if not isinstance(state, dict):
-            raise TypeError(f"state must be a dict from PCLTrainer.state_dict(), got {type(state).__name__}")
-        missing = {"discriminator", "optimizer", "steps"} - set(state)
-        if missing:
-            raise KeyError(f"state is missing {sorted(missing)}: not a PCLTrainer.state_dict()")
-        own = self.discriminator.state_dict()
-        theirs = state["discriminator"]
-        if not isinstance(theirs, dict):
-            raise TypeError(f"state['discriminator'] must be a state dict, got {type(theirs).__name__}")
-        wrong = [k for k in own if k not in theirs or getattr(theirs[k], "shape", None) != own[k].shape]
-        extra = [k for k in theirs if k not in own]
-        if wrong or extra:
-            k = (wrong or extra)[0]
-            got = tuple(theirs[k].shape) if k in theirs and hasattr(theirs[k], "shape") else "absent"
-            want = tuple(own[k].shape) if k in own else "absent"
-            raise ValueError(
-                f"state['discriminator'] is another discriminator's: {k} is {got} there, {want} here "
-                f"({len(wrong) + len(extra)} tensor(s) differ); build the trainer with the same channels / strides"
-            )
-        saved = {k: v.detach().clone() for k, v in own.items()}
-        self.discriminator.load_state_dict(theirs)
-        try:
-            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        except (ValueError, KeyError, TypeError) as err:
-            self.discriminator.load_state_dict(saved)  # all or nothing
-            raise ValueError(f"state['optimizer'] does not fit this trainer's optimizer: {err}") from None
-        self.steps = int(state["steps"])
-        self.skipped_steps = int(state.get("skipped_steps", 0))  # absent in states saved before it existed
-        if self.grad_scaler is not None and "grad_scaler" in state:
-            self.grad_scaler.load_state_dict(state["grad_scaler"])
-        if self.scheduler is not None and "scheduler" in state:
-            self.scheduler.load_state_dict(state["scheduler"])
-
-    def __repr__(self) -> str:
-        return f"PCLTrainer(steps={self.steps}, optimizer={type(self.optimizer).__name__}, criterion={self.criterion!r})"
