@@ -91,7 +91,7 @@ def test_lpips_column_when_weights_are_present(setup, tmp_path, monkeypatch):
     result = evaluate.main(["--scale", "2", "--test", str(setup["test"]), "--no-progress"])
     assert result["lpips"].startswith("off (no backbone weights in")
     backbone = SHARED_DATA / "weights" / "squeezenet1_1-b8a52dc0.pth"
-    from contrastive_sr_losses.metrics.lpips import _default_head_path
+    from contrastive_sr_losses.metrics.perceptual import _default_head_path
 
     head = _default_head_path("squeeze")
     if not backbone.is_file() or head is None or not head.is_file():

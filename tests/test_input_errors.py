@@ -144,7 +144,7 @@ def test_pcl_on_one_small_image_says_what_batchnorm_needs(size):
 
 @pytest.mark.parametrize("net", sorted(LPIPS_MIN_SIZE))
 def test_lpips_too_small_inputs(net, tmp_path):
-    from contrastive_sr_losses.metrics.lpips import _features
+    from contrastive_sr_losses.metrics.perceptual import _features
 
     features, _, channels = _features(net)  # random weights in torchvision's layout: the shapes are what matter
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp_path / "b.pth")

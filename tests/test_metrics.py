@@ -348,7 +348,7 @@ def _lpips_inputs() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _lpips_head(net: str) -> Path:
-    from contrastive_sr_losses.metrics.lpips import _default_head_path
+    from contrastive_sr_losses.metrics.perceptual import _default_head_path
 
     path = _default_head_path(net)
     if path is None or not path.is_file():
@@ -380,7 +380,7 @@ def test_lpips_squeeze_matches_the_lpips_package():
 def test_lpips_alex_vgg_definitions_load_torchvision_keys(net, tmp_path):
     # Without ImageNet weights offline, check the architecture: a random state dict with
     # torchvision's key names and shapes loads strictly, and the layer taps have lpips' widths.
-    from contrastive_sr_losses.metrics.lpips import _features
+    from contrastive_sr_losses.metrics.perceptual import _features
 
     features, taps, channels = _features(net)
     state = {f"features.{k}": torch.randn_like(v) * 0.05 for k, v in features.state_dict().items()}

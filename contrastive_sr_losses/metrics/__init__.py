@@ -30,7 +30,7 @@ Example:
 """
 
 from ..functional.resize import imresize, quantize
-from .lpips import LPIPS, LPIPS_MIN_SIZE, LPIPS_NETS, lpips
+from .perceptual import LPIPS, LPIPS_MIN_SIZE, LPIPS_NETS, lpips
 from .psnr_ssim import SSIM_WINDOW, ReferenceY, psnr_y, ssim_y  # noqa: F401 (SSIM_WINDOW: the kit reads it here)
 
 __all__ = ["imresize", "quantize", "psnr_y", "ssim_y", "ReferenceY", "LPIPS", "lpips", "LPIPS_NETS", "LPIPS_MIN_SIZE"]
