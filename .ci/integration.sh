@@ -2,7 +2,7 @@
 # Integration step: the losses and checkpoints against the real BasicSR and spandrel, in a separate
 # environment (they need torchvision, which does not import beside the CPU torch of the main suite).
 #
-#   bash .ci/integration.sh            create / reuse the environment, run tests/integration/run_integration.py
+#   bash .ci/integration.sh            create / reuse the environment, run tests/integrations/real_frameworks/run_integration.py
 #   bash .ci/integration.sh --no-integration   (or CSR_NO_INTEGRATION=1): skip, saying so
 # Where the pinned packages cannot be installed it skips with a line saying so (CSR_REQUIRE_INTEGRATION=1:
 # fails instead).
@@ -63,4 +63,4 @@ echo "integration: environment ready after $(( $(date +%s) - start )) s"
 # environment is shared between checkouts and does not install this one: PYTHONPATH puts this checkout's
 # contrastive_sr_losses first
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" CSR_INTEGRATION_START=$start OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" \
-    "$PY" tests/integration/run_integration.py
+    "$PY" tests/integrations/real_frameworks/run_integration.py

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _harness import RESULTS_DIR, environment, markdown_table, text_table, time_ms, write_report
 
 from contrastive_sr_losses.functional import imresize

@@ -47,7 +47,7 @@ from contrastive_sr_losses.losses.pixel_contrastive import PIXEL_CONTRASTIVE_MOD
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SCRIPT = ROOT / "benchmarks" / "bench_pixel_contrastive.py"
 #: Test files that run the compiled kernels on the GPU when there is one (marked or not).
-KERNEL_TEST_FILES = ("tests/test_pixel_contrastive_triton.py", "tests/test_triton_selfcheck.py")
+KERNEL_TEST_FILES = ("tests/kernels/test_triton.py", "tests/kernels/test_selfcheck.py")
 BENCH_DTYPES = ("float32", "bfloat16")
 Say = Callable[[str], None]
 

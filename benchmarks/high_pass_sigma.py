@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows, _ = quickstart.evaluate({"model": model}, tests, args.scale, "cpu")
         per_set = {d: float(np.mean([r["model"] for r in rows if r["image"].startswith(d + "/")])) for d in args.test}
         bicubic = {d: float(np.mean([r["bicubic"] for r in rows if r["image"].startswith(d + "/")])) for d in args.test}
-        results.append({"run": name, "sigma": sigma, "psnr_y": per_set, "bicubic": bicubic, "seconds": round(time.perf_counter() - start, 1)})
+        seconds = round(time.perf_counter() - start, 1)
+        results.append({"run": name, "sigma": sigma, "psnr_y": per_set, "bicubic": bicubic, "seconds": seconds})
         report = {
             **environment(torch.device("cpu")),
             "config": {"steps": args.steps, "scale": args.scale, "seed": args.seed, "train": args.train, "test": args.test},

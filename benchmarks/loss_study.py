@@ -83,7 +83,10 @@ OBJECTIVES: dict[str, Objective] = {
     "pc_T0.3": Objective(_pc(0.3), "temperature sweep, weight 0.1 x T"),
     "pc_T0.1": Objective(_pc(0.1), "temperature sweep, weight 0.1 x T"),
     "pc_T0.03": Objective(_pc(0.03), "temperature sweep, weight 0.1 x T"),
-    "pc_T1/255": Objective(_pc(1 / 255), "the paper-literal [0, 255] reading: T = 1 and weight 0.1 on [0, 255] = T 1/255, weight 0.1/255 on [0, 1]"),
+    "pc_T1/255": Objective(
+        _pc(1 / 255),
+        "the paper-literal [0, 255] reading: T = 1 and weight 0.1 on [0, 255] = T 1/255, weight 0.1/255 on [0, 1]",
+    ),
     "pc_sliding_T1": Objective(_pc(1.0, "sliding"), "sliding-window mode at the default temperature"),
     "high_pass": Objective("0.4*l1+0.6*high_pass(sigma=1.0)", "G-IDRN table 3: 0.4 L1 + 0.6 Gaussian high-pass L1"),
     "random_conv_last_quarter": Objective(
@@ -94,7 +97,10 @@ OBJECTIVES: dict[str, Objective] = {
         f"l1+1*pcl({_SMALL_DISC})",
         "PCL, alpha 1, with a discriminator of a quarter of the paper's channel widths (CPU cost)",
     ),
-    "pc_T1+high_pass": Objective("l1+0.1*pixel_contrastive+1.5*high_pass(sigma=1.0)", "combination: L1 + 0.1 pixel contrastive + 1.5 high-pass (= 0.6/0.4)"),
+    "pc_T1+high_pass": Objective(
+        "l1+0.1*pixel_contrastive+1.5*high_pass(sigma=1.0)",
+        "combination: L1 + 0.1 pixel contrastive + 1.5 high-pass (= 0.6/0.4)",
+    ),
     # ---- the defaults sweep (`--objectives sweep`): the settings the core study holds fixed
     "pc_region4": Objective(_pc(1.0, region=4), "region sweep: 4 x 4 blocks (16 candidates per pixel), T = 1, weight 0.1"),
     "pc_region16": Objective(_pc(1.0, region=16), "region sweep: 16 x 16 blocks (256 candidates per pixel), T = 1, weight 0.1"),
@@ -238,6 +244,7 @@ def export_weights(ckpt_path: Path, dst: Path) -> Path:
     weights_only=True)`` reads it; ``examples/evaluate.py --weights`` evaluates it), written atomically;
     a checkpoint with a non-finite weight is refused."""
     import torch
+
     from srkit.runtime import UsageError, atomic_save, load_checkpoint
 
     state = {k: v.detach().float().contiguous() for k, v in load_checkpoint(ckpt_path, "--export-weights")["model"].items()}
@@ -327,6 +334,7 @@ def _hand_over(src: Path, dst: Path, spec: str, label: str, device: str) -> None
     """Turn the L1 run's checkpoint ``src`` into the start of a run with loss ``spec`` at ``dst``: the
     same weights, optimizer, schedule, RNG and sample position; the new loss terms' state fresh."""
     import torch
+
     from srkit.losses import CompositeLoss, parse_loss_spec
     from srkit.runtime import load_checkpoint, save_checkpoint
 
@@ -471,11 +479,11 @@ def _accumulate_time(out: Path, train_s: float, eval_s: float) -> dict[str, floa
 def evaluate_checkpoint(settings: dict[str, Any], ckpt_path: Path) -> tuple[dict[str, Any], float]:
     """PSNR-Y / SSIM-Y (/ LPIPS) of a train.py checkpoint on the study's test sets, per set."""
     import torch
+
+    from contrastive_sr_losses.metrics import LPIPS
     from srkit.data import load_pairs
     from srkit.evaluation import evaluate
     from srkit.runtime import build_model, load_checkpoint
-
-    from contrastive_sr_losses.metrics import LPIPS
 
     start = time.perf_counter()
     device = torch.device(settings["device"])
@@ -703,7 +711,9 @@ def plot_report(summary: dict[str, Any], png: Path) -> Path | None:
         near = [abs(d["mean"]) + (d["half"] or 0.0) for d in cells.values() if abs(d["mean"]) < OFF_SCALE_DB]
         lim = 1.15 * max(near, default=OFF_SCALE_DB) or 0.1
         for i, d in cells.items():
-            colour = "tab:green" if d["low"] is not None and d["low"] > 0 else "tab:red" if d["high"] is not None and d["high"] < 0 else "tab:gray"
+            above = d["low"] is not None and d["low"] > 0
+            below = d["high"] is not None and d["high"] < 0
+            colour = "tab:green" if above else "tab:red" if below else "tab:gray"
             if abs(d["mean"]) > lim:
                 edge = math.copysign(0.97 * lim, d["mean"])
                 ax.plot([edge], [i], marker="<" if d["mean"] < 0 else ">", color=colour, markersize=6)
@@ -750,8 +760,8 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
         "benchmark": "loss_study",
         "command": command,
         "settings": portable_settings(settings),
-        "environment": {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.processor() or platform.machine(),
-                        "cpu_count": os.cpu_count()},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()},
         "objectives": {o: asdict(OBJECTIVES[o]) for o in objectives},
         "summary": summary,
         "runs": {o: {str(s): {"sets": {k: {m: v for m, v in c.items() if m != "psnr_per_image"} for k, c in r["sets"].items()},
@@ -762,7 +772,8 @@ def write_report(settings: dict[str, Any], objectives: list[str], command: str, 
     if summary:
         base.with_suffix(".md").write_text(markdown_report(summary, settings, command))
         plot_report(summary, base.with_suffix(".png"))
-    print(f"report -> {base.with_suffix('.json')}" + (f", {base.with_suffix('.md').name}, {base.with_suffix('.png').name}" if summary else " (no finished runs yet)"))
+    more = f", {base.with_suffix('.md').name}, {base.with_suffix('.png').name}" if summary else " (no finished runs yet)"
+    print(f"report -> {base.with_suffix('.json')}" + more)
     return report
 
 
@@ -800,7 +811,7 @@ def ladder_markdown(rungs: dict[str, Any], objectives: list[str]) -> str:
         "|---|---:|---:|" + "---:|" * len(sets) + "---|",
     ]
     for obj in objectives:
-        for name, rung in rungs.items():
+        for rung in rungs.values():
             e = rung["summary"].get(obj)
             if e is None:
                 continue

@@ -437,21 +437,21 @@ def check_feature_maps(anchor: list[Tensor], positives: list[Tensor], negatives:
             f"anchor, positives and negatives must hold one entry per layer, got {len(anchor)}, "
             f"{len(positives)} and {len(negatives)} layers"
         )
-    for l, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
+    for layer, (a, p, n) in enumerate(zip(anchor, positives, negatives)):
         if a.dim() != 4 or not a.is_floating_point():
-            raise ValueError(f"anchor[{l}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
+            raise ValueError(f"anchor[{layer}] must be a floating (N, C, H, W) feature map, got shape {tuple(a.shape)} {a.dtype}")
         if a.numel() == 0:
-            raise ValueError(f"anchor[{l}] must be non-empty (N, C, H, W >= 1), got shape {tuple(a.shape)}")
+            raise ValueError(f"anchor[{layer}] must be non-empty (N, C, H, W >= 1), got shape {tuple(a.shape)}")
         for name, t in (("positives", p), ("negatives", n)):
             if not t.is_floating_point():
-                raise TypeError(f"{name}[{l}] must be a floating-point feature map, got {t.dtype}")
+                raise TypeError(f"{name}[{layer}] must be a floating-point feature map, got {t.dtype}")
             if t.dim() != 5 or t.shape[0] != a.shape[0] or t.shape[2:] != a.shape[1:] or t.shape[1] < 1:
                 raise ValueError(
-                    f"{name}[{l}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
-                    f"anchor[{l}] {tuple(a.shape)}, got {tuple(t.shape)}"
+                    f"{name}[{layer}] must be (N, K, C, H, W) = {(a.shape[0], 'K>=1', *a.shape[1:])} to match "
+                    f"anchor[{layer}] {tuple(a.shape)}, got {tuple(t.shape)}"
                 )
             if t.device != a.device:
-                raise ValueError(f"{name}[{l}] is on {t.device} but anchor[{l}] on {a.device}")
+                raise ValueError(f"{name}[{layer}] is on {t.device} but anchor[{layer}] on {a.device}")
 
 
 def check_layer_indices(module: torch.nn.Module, layers: object) -> tuple[int, ...]:

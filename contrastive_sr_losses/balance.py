@@ -101,7 +101,9 @@ def _as_inputs(inputs: Tensor | Iterable[Tensor]) -> list[Tensor]:
         if not isinstance(t, Tensor):
             raise TypeError(f"inputs[{i}] must be a torch.Tensor, got {type(t).__name__}")
         if not t.requires_grad:
-            raise ValueError(f"inputs[{i}] (shape {tuple(t.shape)}) does not require grad: nothing can be differentiated with respect to it")
+            raise ValueError(
+                f"inputs[{i}] (shape {tuple(t.shape)}) does not require grad: nothing can be differentiated with respect to it"
+            )
     return items
 
 

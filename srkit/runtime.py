@@ -484,7 +484,7 @@ class RunLock:
                     raise UsageError(
                         f"{self.flag} {self.path.parent}: another run uses this folder (pid {pid} on {host}, since "
                         f"{owner.get('started')}; lock {self.path}); wait for it to end or give another {self.flag}"
-                    )
+                    ) from None
                 if self._owner() == owner:  # still the stale one: take it over
                     self.path.unlink(missing_ok=True)
                     self.note = f"took over {self.path}: its run (pid {pid} on {host}) no longer runs"

@@ -373,7 +373,8 @@ def init_from(model: nn.Module, path: Path, log: RunLog) -> None:
         raise UsageError(f"--init-from {path}: none of its tensors matches {type(model).__name__} (another network?)")
     bad = nonfinite_tensors(matched)
     if bad:
-        raise UsageError(f"--init-from {path}: refused: {bad[0]} holds NaN/Inf" + (f" ({len(bad) - 1} more tensor(s) too)" if len(bad) > 1 else ""))
+        more = f" ({len(bad) - 1} more tensor(s) too)" if len(bad) > 1 else ""
+        raise UsageError(f"--init-from {path}: refused: {bad[0]} holds NaN/Inf" + more)
     model.load_state_dict(matched, strict=False)
     fresh = [k for k in own if k not in matched]
     log(f"init from {path} ({layout} layout): {len(matched)}/{len(own)} tensors loaded" + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
@@ -495,7 +496,8 @@ def _train(args: argparse.Namespace, dist_info: Any, device: torch.device, lock:
 
     log(
         f"{args.arch} x{args.scale} {sum(p.numel() for p in model.parameters()):,} parameters | loss {loss_spec} | "
-        f"{len(usable)} training images" + (f" ({len(pairs) - len(usable)} smaller than the {hr_patch}px HR patch skipped)" if len(usable) < len(pairs) else "")
+        f"{len(usable)} training images"
+        + (f" ({len(pairs) - len(usable)} smaller than the {hr_patch}px HR patch skipped)" if len(usable) < len(pairs) else "")
         + f" | test {', '.join(f'{k} ({len(v)})' for k, v in tests.items()) or 'none'} | {device}"
         + (f" x {dist_info.world} processes" if dist_info.enabled else "")
         + f" | iterations {start_iter}..{args.iters}, batch {args.batch}, LR patch {args.patch}, lr {optimizer.param_groups[0]['lr']:g}"

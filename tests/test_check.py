@@ -10,14 +10,13 @@ import os
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from contrastive_sr_losses import check, kernels
+from tests._paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 GPU_CHECK = ROOT / "benchmarks" / "gpu_check.py"
 
 needs_interpreted_triton = pytest.mark.skipif(

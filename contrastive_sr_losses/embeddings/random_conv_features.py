@@ -102,7 +102,7 @@ class RandomConvFeatures(nn.Module):
         f2 = F.conv2d(f1, self.weight2.to(dtype), self.bias2.to(dtype), padding=1)
         return [f1, f2]
 
-    def train(self, mode: bool = True) -> "RandomConvFeatures":
+    def train(self, mode: bool = True) -> RandomConvFeatures:
         return super().train(False)  # no layer behaves differently in training; stays in eval mode
 
     def extra_repr(self) -> str:

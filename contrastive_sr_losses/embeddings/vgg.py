@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..serialization import load_tensors_file
 from .._validation import check_image, check_value_range
+from ..serialization import load_tensors_file
 from .random_conv_features import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["VGG19Features", "VGG19_LAYERS", "VGG19_IMAGENET_FILE", "CSD_LAYERS", "CSD_WEIGHTS"]
@@ -137,7 +137,7 @@ class VGG19Features(nn.Module):
                 out.append(x)
         return out
 
-    def train(self, mode: bool = True) -> "VGG19Features":
+    def train(self, mode: bool = True) -> VGG19Features:
         return super().train(False)  # a frozen embedding
 
     def extra_repr(self) -> str:

@@ -85,14 +85,14 @@ def _resize_dim(x: Tensor, dim: int, index: Tensor, weight: Tensor) -> Tensor:
 def imresize(img: Tensor, scale: float, *, antialiasing: bool = True) -> Tensor:
     """Bicubic resize exactly as MATLAB's ``imresize(img, scale)`` (the SR literature's LR images).
 
-    Keys' cubic kernel (a = -0.5); when ``scale < 1`` and ``antialiasing`` (MATLAB's default) the kernel
-    is stretched by ``1 / scale`` (``scale * cubic(scale * t)``, 4 / scale taps wide) so downscaling
-    low-passes the image; borders are handled by mirroring with the edge pixel repeated (current MATLAB's
-    ``aux = [1:n, n:-1:1]``; releases before the mirror was introduced clamped the index instead, which
-    changes only taps more than one pixel beyond the border), weights are normalised per output pixel. Separable: the height is resized first, then the width (the order
-    only changes float64 rounding). Computed in float64 and returned in the input's dtype, neither
-    clamped nor rounded: call :func:`quantize` to get the 8-bit LR image MATLAB returns for ``uint8``
-    input (MATLAB also rounds between the two passes for ``uint8``; this float version does not,
+    Keys' cubic kernel (a = -0.5); when ``scale < 1`` and ``antialiasing`` (MATLAB's default) the kernel is
+    stretched by ``1 / scale`` (``scale * cubic(scale * t)``, 4 / scale taps wide) so downscaling low-passes the
+    image; borders are handled by mirroring with the edge pixel repeated (current MATLAB's ``aux = [1:n,
+    n:-1:1]``; releases before the mirror was introduced clamped the index instead, which changes only taps more
+    than one pixel beyond the border), weights are normalised per output pixel. Separable: the height is resized
+    first, then the width (the order only changes float64 rounding). Computed in float64 and returned in the
+    input's dtype, neither clamped nor rounded: call :func:`quantize` to get the 8-bit LR image MATLAB returns
+    for ``uint8`` input (MATLAB also rounds between the two passes for ``uint8``; this float version does not,
     like the usual Python ports, which can move a rare pixel by one 8-bit level). Differentiable.
 
     Args:

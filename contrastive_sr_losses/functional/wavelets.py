@@ -66,7 +66,7 @@ def _filters(wavelet: str) -> tuple[tuple[float, ...], ...]:
     return _named_filters(wavelet)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _named_filters(wavelet: str) -> tuple[tuple[float, ...], ...]:
     if wavelet not in pywt.wavelist(kind="discrete"):
         raise ValueError(

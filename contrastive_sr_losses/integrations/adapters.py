@@ -41,10 +41,10 @@ import torch.nn as nn
 from torch import Tensor
 
 from .._validation import check_betas, check_bool, check_choice, check_loss_weight, check_positive_float, check_scale
-from ..serialization import load_tensors_file
 from ..embeddings import VGG19Features, WaveletDiscriminator
 from ..embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS
 from ..embeddings.wavelet_discriminator import PCL_CHANNELS, PCL_FEATURE_LAYERS, PCL_STRIDES
+from ..functional.resize import imresize
 from ..losses import (
     CombinedLoss,
     FrequencyContrastiveLoss,
@@ -56,7 +56,7 @@ from ..losses import (
 from ..losses.high_pass import DEFAULT_HIGH_PASS_SIGMA
 from ..losses.random_conv import RANDOM_CONV_WEIGHTS
 from ..losses.registry import build_trainer, term_needs_lr
-from ..functional.resize import imresize
+from ..serialization import load_tensors_file
 
 __all__ = [
     "Convention",

@@ -20,8 +20,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..serialization import atomic_save, load_tensors_file
 from .adapters import PCLAdapter, register_classes
 

@@ -54,7 +54,7 @@ __all__ = [
     "TritonSelfCheckWarning",
     "clear_triton_selfcheck",
     "mismatch",
-    "pixel_contrastive_auto_map",
+    "pixel_contrastive_auto_map",  # noqa: F822  (served by the module __getattr__ below, lazily)
     "record_launch_failure",
     "run_triton_selfcheck",
     "selfcheck_enabled",

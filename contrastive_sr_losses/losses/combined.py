@@ -10,7 +10,7 @@ import functools
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -21,7 +21,7 @@ from .registry import LOSSES, build_loss, build_trainer, term_needs_lr
 __all__ = ["CombinedLoss", "TermSpec"]
 
 #: A term of :class:`CombinedLoss`: its weight, or ``(weight, {option: value})``.
-TermSpec = Union[float, tuple[float, Mapping[str, Any]]]
+TermSpec = float | tuple[float, Mapping[str, Any]]
 
 
 def _parse_term(name: object, spec: object) -> tuple[str, float, dict[str, Any]]:

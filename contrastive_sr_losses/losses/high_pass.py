@@ -24,7 +24,6 @@ noise of sigma 1. The numbers: ``docs/loss-study.md`` on the documentation site,
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 

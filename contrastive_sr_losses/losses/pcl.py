@@ -50,20 +50,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._range import check_value_range_once
-from ..utils import training_mode
 from .._validation import (
     REDUCTIONS,
     autocast_disabled,
     check_bool,
-    check_feature_maps,
-    check_layer_indices,
-    check_logits,
-    check_reduction,
     check_choice,
     check_eps,
+    check_feature_maps,
     check_image_pair,
+    check_layer_indices,
+    check_logits,
     check_lr_image,
     check_positive_int,
+    check_reduction,
     check_temperature,
     compute_dtype,
     module_dtype,
@@ -76,6 +75,7 @@ from ..samplers import (
     RandomGaussianBlur,
     RandomSharpen,
 )
+from ..utils import training_mode
 from .ratio_contrastive import upsample_negative
 
 __all__ = [
@@ -360,7 +360,7 @@ class FrequencyContrastiveLoss(nn.Module):
         v = self.value_range
         return x if v is None or v == 1.0 else x / v
 
-    def train(self, mode: bool = True) -> "FrequencyContrastiveLoss":
+    def train(self, mode: bool = True) -> FrequencyContrastiveLoss:
         super().train(mode)
         self.discriminator.eval()
         return self

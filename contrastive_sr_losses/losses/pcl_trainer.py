@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..utils import training_mode
 from .._validation import (
     autocast_disabled,
     check_betas,
@@ -29,6 +28,7 @@ from .._validation import (
     compute_dtype,
     module_dtype,
 )
+from ..utils import training_mode
 from .pcl import DISCRIMINATOR_FORMS, FrequencyContrastiveLoss, contrastive_discriminator_loss
 
 __all__ = ["PCLTrainer"]
@@ -58,14 +58,14 @@ class PCLTrainer:
             loss = F.l1_loss(sr, hr) + 0.01 * pcl(sr, hr)  # eq 11 at alpha 0.01 (the paper's 1 lost several dB)
             optimizer.zero_grad(); loss.backward(); optimizer.step()
 
-    Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation
-    data. Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and
-    its backward runs outside it. Under float16 autocast the step needs loss scaling: give the trainer
-    its own ``grad_scaler`` (not the generator's) to keep it in float16; without one (the framework
-    adapters, whose frameworks have no scaler to hand over) the step runs in float32, autocast off. Call ``backward`` on the returned loss before the next trainer call: the next
-    discriminator step changes the parameters the returned loss was computed with. The training-mode
-    BatchNorm of the step needs more than one value per channel in the last block: a batch of 2, or
-    one image of at least 33x33 pixels with the default discriminator.
+    Call ``pcl.criterion(sr, hr)`` instead (no discriminator step) to evaluate the loss on validation data.
+    Under ``torch.autocast`` the discriminator's forward passes follow the autocast context and its backward
+    runs outside it. Under float16 autocast the step needs loss scaling: give the trainer its own
+    ``grad_scaler`` (not the generator's) to keep it in float16; without one (the framework adapters, whose
+    frameworks have no scaler to hand over) the step runs in float32, autocast off. Call ``backward`` on the
+    returned loss before the next trainer call: the next discriminator step changes the parameters the returned
+    loss was computed with. The training-mode BatchNorm of the step needs more than one value per channel in the
+    last block: a batch of 2, or one image of at least 33x33 pixels with the default discriminator.
 
     Args:
         criterion: the :class:`FrequencyContrastiveLoss` whose ``discriminator`` is trained (create

@@ -170,7 +170,7 @@ class RatioContrastiveLoss(nn.Module):
         self.eps = check_eps(eps)
         self.reduction = check_reduction(reduction)
 
-    def train(self, mode: bool = True) -> "RatioContrastiveLoss":
+    def train(self, mode: bool = True) -> RatioContrastiveLoss:
         super().train(mode)
         self.feature_extractor.eval()
         return self

@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..serialization import load_tensors_file
 from .._validation import check_choice, check_image_pair
+from ..serialization import load_tensors_file
 
 __all__ = ["LPIPS", "lpips", "LPIPS_NETS", "LPIPS_MIN_SIZE"]
 

@@ -5,14 +5,14 @@ The foreign state dicts here are built from the key names of BasicSR's ``edsr_ar
 ``rcan_arch.py``, ``swinir_arch.py`` and of EDSR-PyTorch / RCAN (written out below, not taken from the
 mapping under test); EDSR and RCAN are checked against a functional forward that reads the foreign
 dict directly, in the foreign code's order of operations. The same loads against BasicSR's own classes
-and spandrel run in the integration environment (``tests/integration/run_integration.py``).
+and spandrel run in the integration environment (``tests/integrations/real_frameworks/run_integration.py``).
 """
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from contrastive_sr_losses.archs import TINY_OVERRIDES, create_model, export_state_dict, load_weights
 from contrastive_sr_losses.archs.weights import read_state_dict

@@ -3,8 +3,8 @@
 A block is run in a fresh namespace, in a temporary working directory, exactly as the page shows
 it (imports and inputs included). A block whose first line is ``# framework: basicsr`` (or
 ``traiNNer``, ``neosr``) is a launcher of that framework: here it runs against the stand-ins of
-``tests/_frameworks.py`` with a fake ``train_pipeline`` that records the call; the BasicSR ones also
-run for real in the integration step (``.ci/integration.sh``, ``tests/integration/run_integration.py``).
+``tests/integrations/_frameworks.py`` with a fake ``train_pipeline`` that records the call; the BasicSR ones also
+run for real in the integration step (``.ci/integration.sh``, ``tests/integrations/real_frameworks/run_integration.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import re
 import sys
 import textwrap
 import types
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-import _frameworks as fw
+import tests.integrations._frameworks as fw
+from tests._paths import ROOT
 
 BLOCK = re.compile(r"^([ \t]*)```python[^\n]*\n(.*?)^[ \t]*```", re.M | re.S)
 FRAMEWORK = re.compile(r"^# framework: (basicsr|traiNNer|neosr)\b")

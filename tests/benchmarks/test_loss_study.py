@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._paths import ROOT
+
 SCRIPT = ROOT / "benchmarks" / "loss_study.py"
 
 
@@ -130,7 +131,7 @@ def test_interval_helpers_and_objective_specs_parse():
     assert study.paired_interval([0.5])["half"] is None
     from srkit.losses import parse_loss_spec
 
-    for name, objective in study.OBJECTIVES.items():
+    for objective in study.OBJECTIVES.values():
         parse_loss_spec(objective.spec)  # every spec is valid train.py grammar
     # groups: the default study is the 11 objectives of issue 11; the sweep pairs with l1
     assert study.expand_objectives(["study"]) == study.STUDY_OBJECTIVES and len(study.STUDY_OBJECTIVES) == 11

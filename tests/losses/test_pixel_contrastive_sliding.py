@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _pairs import make_pair
-
 from contrastive_sr_losses.functional.regions import window_extent
 from contrastive_sr_losses.losses.pixel_contrastive import PixelContrastiveLoss, pixel_contrastive_loss
+from tests._pairs import make_pair
 
 BACKENDS = ["reference", "torch"]
 

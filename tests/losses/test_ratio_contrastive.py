@@ -8,13 +8,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from contrastive_sr_losses.embeddings.random_conv_features import RandomConvFeatures
-from contrastive_sr_losses.embeddings.vgg import CSD_LAYERS, CSD_WEIGHTS, VGG19_IMAGENET_FILE, VGG19_LAYERS, VGG19Features
+from contrastive_sr_losses.embeddings.vgg import (
+    CSD_LAYERS,
+    CSD_WEIGHTS,
+    VGG19_IMAGENET_FILE,
+    VGG19_LAYERS,
+    VGG19Features,
+)
 from contrastive_sr_losses.losses.random_conv import (
     RANDOM_CONV_WEIGHTS,
     RandomConvContrastiveLoss,
     random_conv_contrastive_loss,
 )
-from contrastive_sr_losses.losses.ratio_contrastive import RatioContrastiveLoss, ratio_contrastive_loss, upsample_negative
+from contrastive_sr_losses.losses.ratio_contrastive import (
+    RatioContrastiveLoss,
+    ratio_contrastive_loss,
+    upsample_negative,
+)
 
 # random images put SR as near the negative as HR: the first-batch warning is tested on its own below
 pytestmark = pytest.mark.filterwarnings("ignore:RandomConvContrastiveLoss:UserWarning")

@@ -5,7 +5,7 @@ traiNNer-redux and neosr at the commits named in README's "Training frameworks" 
 ``install(name, monkeypatch)`` puts a fake package of that name into ``sys.modules`` with the module
 paths the adapters import (``<pkg>.utils.registry``, and the model module), so ``register_*`` runs
 against it as it would against the real one. The real BasicSR runs in the integration environment
-(``tests/integration/``); traiNNer-redux and neosr are not on PyPI and their training scripts need CUDA.
+(``tests/integrations/real_frameworks/``); traiNNer-redux and neosr are not on PyPI and their training scripts need CUDA.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The framework adapters (``contrastive_sr_losses.integrations``) against stand-ins reproducing the
-calling conventions of BasicSR, traiNNer-redux and neosr (``tests/_frameworks.py``). The real BasicSR
-runs in the integration step of ``.ci/run`` (``tests/integration/run_integration.py``)."""
+calling conventions of BasicSR, traiNNer-redux and neosr (``tests/integrations/_frameworks.py``). The real BasicSR
+runs in the integration step of ``.ci/run`` (``tests/integrations/real_frameworks/run_integration.py``)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,19 @@ import torch
 import torch.nn.functional as F
 
 import contrastive_sr_losses.losses as core
+import tests.integrations._frameworks as fw
 from contrastive_sr_losses import GaussianHighPassLoss, PixelContrastiveLoss, RandomConvContrastiveLoss
-from contrastive_sr_losses.integrations import adapters, basicsr, neosr, register_basicsr, register_neosr, register_traiNNer
-from contrastive_sr_losses.integrations import traiNNer
-from contrastive_sr_losses.integrations.state import LOSS_STATE_KEY, load_loss_state, loss_state_path
 from contrastive_sr_losses.functional import imresize
-
-import _frameworks as fw
+from contrastive_sr_losses.integrations import (
+    adapters,
+    basicsr,
+    neosr,
+    register_basicsr,
+    register_neosr,
+    register_traiNNer,
+    traiNNer,
+)
+from contrastive_sr_losses.integrations.state import LOSS_STATE_KEY, load_loss_state, loss_state_path
 
 TINY_PCL = {"channels": [8, 8, 16, 16], "strides": [1, 2, 1, 2], "layers": [0, 2]}
 REGISTER = {"basicsr": register_basicsr, "traiNNer": register_traiNNer, "neosr": register_neosr}

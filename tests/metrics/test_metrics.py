@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from contrastive_sr_losses.functional import rgb_to_gray, rgb_to_y
+from contrastive_sr_losses.functional import imresize, quantize, rgb_to_gray, rgb_to_y
 from contrastive_sr_losses.functional.filters import gaussian_kernel1d
-from contrastive_sr_losses.functional import imresize, quantize
 from contrastive_sr_losses.metrics import LPIPS, ReferenceY, lpips, psnr_y, ssim_y
+from tests._paths import SHARED_DATA
 
-SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "weights"
+SHARED_WEIGHTS = SHARED_DATA / "weights"
 
 
 def _astronaut() -> torch.Tensor:

@@ -20,14 +20,12 @@ pytest.importorskip("tqdm")
 from PIL import Image  # noqa: E402
 
 import srkit.train as train  # noqa: E402
-from _examples import EXAMPLES  # noqa: E402
-
+from contrastive_sr_losses.archs import TINY_OVERRIDES  # noqa: E402
+from contrastive_sr_losses.functional import imresize, quantize  # noqa: E402
 from srkit.data import StreamBatchSampler, load_pairs, make_lr  # noqa: E402
 from srkit.losses import LOSSES, RECIPES, CompositeLoss, parse_loss_spec  # noqa: E402
 from srkit.runtime import UsageError, parse_kwargs, run_cli  # noqa: E402
-
-from contrastive_sr_losses.archs import TINY_OVERRIDES  # noqa: E402
-from contrastive_sr_losses.functional import imresize, quantize  # noqa: E402
+from tests._paths import EXAMPLES  # noqa: E402
 
 
 def _image(seed: int, h: int, w: int, gray: bool = False) -> np.ndarray:

@@ -15,12 +15,10 @@ from PIL import Image  # noqa: E402
 
 import srkit.evaluate as evaluate  # noqa: E402
 import srkit.train as train  # noqa: E402
-from _examples import SHARED_DATA  # noqa: E402
-
-from srkit.runtime import run_cli  # noqa: E402
-
 from contrastive_sr_losses.functional import imresize, quantize  # noqa: E402
 from contrastive_sr_losses.metrics import psnr_y, ssim_y  # noqa: E402
+from srkit.runtime import run_cli  # noqa: E402
+from tests._paths import SHARED_DATA  # noqa: E402
 
 
 def _read(path: Path) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from contrastive_sr_losses.archs import TINY_OVERRIDES, create_model, list_models
 from contrastive_sr_losses.archs.common import ChannelAttention, MeanShift
-from contrastive_sr_losses.archs.gidrn import ANRB, ContrastChannelAttention, DenseShortcuts, GIDRN
+from contrastive_sr_losses.archs.gidrn import ANRB, GIDRN, ContrastChannelAttention, DenseShortcuts
 from contrastive_sr_losses.archs.prffn import MRCAB, PFFG, SAFB
 from contrastive_sr_losses.archs.rcan import RCAB
 from contrastive_sr_losses.archs.rrlfn import ESA, RRLFN, RepConv

@@ -13,7 +13,7 @@ in its own environment; not collected by the main test suite, which never needs 
 3. spandrel recognises the state dicts our RCAN and SwinIR-light export and gives identical outputs.
 
 Prints one line per check and ends with ``N passed, N failed``; exits 1 if any failed.
-Usage: ``PYTHONPATH=. python tests/integration/run_integration.py [WORK_DIR]`` from the repository
+Usage: ``PYTHONPATH=. python tests/integrations/real_frameworks/run_integration.py [WORK_DIR]`` from the repository
 root (``.ci/integration.sh`` does so: its environment is shared between checkouts and does not install
 this one, so the checkout under test is the one on ``PYTHONPATH``).
 """
@@ -37,11 +37,11 @@ import torch
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 
 from contrastive_sr_losses.archs import create_model, export_state_dict  # noqa: E402
-from contrastive_sr_losses.integrations.state import load_loss_state  # noqa: E402
 from contrastive_sr_losses.functional import imresize  # noqa: E402
+from contrastive_sr_losses.integrations.state import load_loss_state  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SCALE, HR_SIDE, N_IMAGES = 4, 96, 8

@@ -17,11 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _pairs import make_pair, triton_kernels_and_device
-
 from contrastive_sr_losses import kernels
 from contrastive_sr_losses.kernels import selfcheck
 from contrastive_sr_losses.losses.pixel_contrastive import pixel_contrastive_loss
+from tests._pairs import make_pair, triton_kernels_and_device
 
 tk, DEVICE = triton_kernels_and_device()
 
