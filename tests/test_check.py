@@ -187,6 +187,7 @@ def test_tests_part_reports_each_pytest_run_and_its_failures(tmp_path, gpu_check
         "import pytest\n\n@pytest.mark.gpu\ndef test_ok():\n    pass\n\n@pytest.mark.gpu\ndef test_broken():\n    assert 0\n"
     )
     for name in gpu_check["KERNEL_TEST_FILES"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("def test_kernels():\n    pass\n")
     said, say = _lines()
     result = gpu_check["run_tests"](check.Clock(120), say, root=tmp_path)
