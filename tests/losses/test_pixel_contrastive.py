@@ -59,43 +59,43 @@ _pair = make_pair  # (sr, hr) from a seed; levels -> duplicate HR values, |P_i| 
 # hand-computed values
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hand_computed_distinct_values(backend):
+def test_hand_computed_distinct_values(backend, device):
     # one 2x2 block, C=1, sr == hr with values 0,1,2,3: d(i, j) = |v_i - v_j|, P_i = {i}
-    hr = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64)
+    hr = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], dtype=torch.float64, device=device)
     e = math.exp(-1.0)
     end = math.log(1 + e + e**2 + e**3)  # pixels 0 and 3
     mid = math.log(1 + 2 * e + e**2)  # pixels 1 and 2
-    expected = torch.tensor([[[[end, mid], [mid, end]]]], dtype=torch.float64)
+    expected = torch.tensor([[[[end, mid], [mid, end]]]], dtype=torch.float64, device=device)
     got = pixel_contrastive_loss(hr.clone(), hr, region=2, reduction="none", backend=backend)
     torch.testing.assert_close(got, expected)
     assert pixel_contrastive_loss(hr.clone(), hr, region=2, backend=backend).item() == pytest.approx((end + mid) / 2)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hand_computed_repeated_hr_values(backend):
+def test_hand_computed_repeated_hr_values(backend, device):
     # HR row values 0, 0 / 1, 1: each P_i has two members at distance 0, two negatives at distance 1
     # l_i = -log(2 / (2 + 2/e)) = log(1 + 1/e)
-    hr = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]], dtype=torch.float64)
+    hr = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]], dtype=torch.float64, device=device)
     got = pixel_contrastive_loss(hr.clone(), hr, region=2, reduction="none", backend=backend)
     torch.testing.assert_close(got, torch.full_like(got, math.log(1 + math.exp(-1))))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hand_computed_multichannel_l1_distance(backend):
+def test_hand_computed_multichannel_l1_distance(backend, device):
     # C=2, sr = 0, hr pixels (0,0) (1,0) / (0,1) (1,1): d(i, j) = ||hr_j||_1 = 0, 1, 1, 2 for every i,
     # so l_i = d_ii + log(sum_j exp(-d_j)) = d_ii + 2 log(1 + 1/e)
-    hr = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]], [[0.0, 0.0], [1.0, 1.0]]]], dtype=torch.float64)
+    hr = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]], [[0.0, 0.0], [1.0, 1.0]]]], dtype=torch.float64, device=device)
     sr = torch.zeros_like(hr)
-    expected = torch.tensor([[[[0.0, 1.0], [1.0, 2.0]]]], dtype=torch.float64) + 2 * math.log(1 + math.exp(-1))
+    expected = torch.tensor([[[[0.0, 1.0], [1.0, 2.0]]]], dtype=torch.float64, device=device) + 2 * math.log(1 + math.exp(-1))
     got = pixel_contrastive_loss(sr, hr, region=2, reduction="none", backend=backend)
     torch.testing.assert_close(got, expected)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_flat_hr_gives_zero_loss_and_gradient(backend):
+def test_flat_hr_gives_zero_loss_and_gradient(backend, device):
     # every HR pixel equal: all pixels are positives, numerator == denominator
-    sr = torch.rand(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
-    hr = torch.full((2, 3, 8, 8), 0.25, dtype=torch.float64)
+    sr = torch.rand(2, 3, 8, 8, dtype=torch.float64, device=device, requires_grad=True)
+    hr = torch.full((2, 3, 8, 8), 0.25, dtype=torch.float64, device=device)
     loss = pixel_contrastive_loss(sr, hr, region=4, backend=backend)
     loss.backward()
     assert loss.item() == pytest.approx(0.0, abs=1e-12)
@@ -138,11 +138,11 @@ NAIVE_CASES = [
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape,region,temperature,levels", NAIVE_CASES)
-def test_matches_naive_loops(backend, shape, region, temperature, levels):
+def test_matches_naive_loops(backend, shape, region, temperature, levels, device):
     sr, hr = _pair(shape, levels=levels, seed=sum(shape))
     expected = naive_loss_map(sr, hr, region, temperature)
-    got = pixel_contrastive_loss(sr, hr, region, temperature=temperature, reduction="none", backend=backend)
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    got = pixel_contrastive_loss(sr.to(device), hr.to(device), region, temperature=temperature, reduction="none", backend=backend)
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def _value_and_grads(backend, sr, hr, **kwargs):
     sr = sr.detach().clone().requires_grad_()
     hr = hr.detach().clone().requires_grad_()
     loss = pixel_contrastive_loss(sr, hr, backend=backend, **kwargs)
-    weight = torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype).view_as(loss)
+    weight = torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype, device=loss.device).view_as(loss)
     (loss * weight).sum().backward()
     return loss.detach(), sr.grad, hr.grad
 
@@ -179,8 +179,8 @@ def _assert_backends_agree(sr, hr, rtol=1e-9, atol=1e-11, **kwargs):
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("levels", [None, 4])
-def test_torch_backend_matches_reference(shape, region, reduction, levels):
-    sr, hr = _pair(shape, levels=levels, seed=region)
+def test_torch_backend_matches_reference(shape, region, reduction, levels, device):
+    sr, hr = (t.to(device) for t in _pair(shape, levels=levels, seed=region))
     _assert_backends_agree(sr, hr, region=region, temperature=0.7, reduction=reduction)
 
 
@@ -351,8 +351,8 @@ def test_input_not_modified():
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_inputs_computed_in_float32(backend, dtype):
-    sr, hr = _pair((2, 3, 16, 16), dtype=torch.float32, levels=16)
+def test_half_precision_inputs_computed_in_float32(backend, dtype, device):
+    sr, hr = (t.to(device) for t in _pair((2, 3, 16, 16), dtype=torch.float32, levels=16))
     sr_h, hr_h = sr.to(dtype).requires_grad_(), hr.to(dtype)
     loss = pixel_contrastive_loss(sr_h, hr_h, 8, backend=backend)
     loss.backward()
@@ -385,8 +385,8 @@ def test_cpu_autocast_training_step():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_channels_last(backend):
-    sr, hr = _pair((2, 3, 12, 16), levels=5)
+def test_channels_last(backend, device):
+    sr, hr = (t.to(device) for t in _pair((2, 3, 12, 16), levels=5))
     expected = _value_and_grads(backend, sr, hr, region=4, reduction="none")
     got = _value_and_grads(
         backend,
