@@ -69,14 +69,14 @@ def test_blur_keeps_layout_and_constants():
     torch.testing.assert_close(out, gaussian_blur2d(cl.contiguous(), 1.0))
 
 
-def test_high_pass_of_delta_by_hand():
+def test_high_pass_of_delta_by_hand(device):
     # 3x3 delta, kernel_size 3: reflect padding repeats the centre row/column at both borders, so the
     # blur is outer([2a, b, 2a], [2a, b, 2a]) with the taps a, b, a of the normalised kernel.
     e = math.exp(-0.5)
     a, b = e / (1 + 2 * e), 1 / (1 + 2 * e)
-    x = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
+    x = torch.zeros(1, 1, 3, 3, dtype=torch.float64, device=device)
     x[..., 1, 1] = 1.0
-    row = torch.tensor([2 * a, b, 2 * a], dtype=torch.float64)
+    row = torch.tensor([2 * a, b, 2 * a], dtype=torch.float64, device=device)
     expected = x - torch.outer(row, row)
     torch.testing.assert_close(gaussian_high_pass(x, 1.0, kernel_size=3), expected)
     loss = gaussian_high_pass_loss(x, torch.zeros_like(x), 1.0, kernel_size=3)
@@ -84,11 +84,11 @@ def test_high_pass_of_delta_by_hand():
     assert loss.item() == pytest.approx(by_hand, rel=1e-12)
 
 
-def test_fft_high_pass_of_a_cosine_by_hand():
+def test_fft_high_pass_of_a_cosine_by_hand(device):
     # A cosine of 4/16 cycles per pixel is an eigenfunction of the periodic filter:
     # its amplitude is multiplied by 1 - exp(-f^2 / (2 D0^2)), D0 = 1 / (2 pi sigma).
     w, f, sigma = 16, 4 / 16, 1.0
-    x = torch.cos(2 * math.pi * f * torch.arange(w, dtype=torch.float64)).expand(1, 2, 8, w).clone()
+    x = torch.cos(2 * math.pi * f * torch.arange(w, dtype=torch.float64, device=device)).expand(1, 2, 8, w).clone()
     gain = 1 - math.exp(-(f**2) / (2 * gaussian_cutoff_frequency(sigma) ** 2))
     torch.testing.assert_close(gaussian_high_pass(x, sigma, mode="fft"), gain * x)
     assert gaussian_cutoff_frequency(sigma) == pytest.approx(1 / (2 * math.pi))
@@ -111,8 +111,8 @@ def test_spatial_and_fft_agree_away_from_the_borders(sigma):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_zero_for_identical_and_for_constant_offset(mode):
-    hr = _rand(2, 3, 24, 20)
+def test_zero_for_identical_and_for_constant_offset(mode, device):
+    hr = _rand(2, 3, 24, 20).to(device)
     assert gaussian_high_pass_loss(hr, hr, mode=mode).item() == 0.0
     # The filter removes DC: a brightness offset costs nothing (exact up to float rounding).
     assert gaussian_high_pass_loss(hr + 0.3, hr, mode=mode).item() < 1e-6
@@ -120,8 +120,8 @@ def test_zero_for_identical_and_for_constant_offset(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_reductions_and_module_equals_functional(mode):
-    sr, hr = _rand(2, 3, 16, 18, seed=1), _rand(2, 3, 16, 18, seed=2)
+def test_reductions_and_module_equals_functional(mode, device):
+    sr, hr = _rand(2, 3, 16, 18, seed=1).to(device), _rand(2, 3, 16, 18, seed=2).to(device)
     full = gaussian_high_pass_loss(sr, hr, 1.5, mode=mode, reduction="none")
     assert full.shape == sr.shape and (full >= 0).all()
     torch.testing.assert_close(gaussian_high_pass_loss(sr, hr, 1.5, mode=mode), full.mean())
@@ -161,8 +161,8 @@ def test_gradient_flows_to_sr_only(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_inputs_compute_in_float32(mode, dtype):
-    sr, hr = _rand(2, 3, 16, 16, seed=9), _rand(2, 3, 16, 16, seed=10)
+def test_half_precision_inputs_compute_in_float32(mode, dtype, device):
+    sr, hr = _rand(2, 3, 16, 16, seed=9).to(device), _rand(2, 3, 16, 16, seed=10).to(device)
     ref = gaussian_high_pass_loss(sr.to(dtype).float(), hr.to(dtype).float(), mode=mode)
     srh = sr.to(dtype).requires_grad_()
     out = gaussian_high_pass_loss(srh, hr.to(dtype), mode=mode)
@@ -185,8 +185,8 @@ def test_autocast_cpu_bfloat16(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_channels_last_and_non_contiguous(mode):
-    sr, hr = _rand(2, 3, 16, 20, seed=13), _rand(2, 3, 16, 20, seed=14)
+def test_channels_last_and_non_contiguous(mode, device):
+    sr, hr = _rand(2, 3, 16, 20, seed=13).to(device), _rand(2, 3, 16, 20, seed=14).to(device)
     ref = gaussian_high_pass_loss(sr, hr, mode=mode)
     cl = gaussian_high_pass_loss(
         sr.contiguous(memory_format=torch.channels_last), hr.contiguous(memory_format=torch.channels_last), mode=mode
