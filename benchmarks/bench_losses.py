@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     common = {k: getattr(args, k) for k in ("size", "batch", "sigma", "device", "repeat", "warmup")}
     results = []
-    for method in tqdm(args.methods, desc="cases", unit="case"):
+    for method in tqdm(args.methods, desc="cases", unit="case", disable=None):
         result = spawn_case(Path(__file__), {**common, "method": method}, args.timeout)
         if "error" in result:
             tqdm.write(f"[error] {method}: {result['error']}")

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
               "repeat": args.repeat, "warmup": args.warmup}  # fmt: skip
     cases = [{**common, "dtype": d, "method": m} for d in args.dtypes for m in args.methods]
     results: list[dict[str, Any]] = []
-    progress = tqdm(cases, desc="cases", unit="case")
+    progress = tqdm(cases, desc="cases", unit="case", disable=None)
     for case in progress:
         what = f"{case['method']} {case['dtype']}"
         progress.set_postfix_str(what)

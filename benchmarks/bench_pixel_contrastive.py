@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device(args.device)
     results: list[dict[str, Any]] = []
-    progress = tqdm(_build_cases(args), desc="cases", unit="case")
+    progress = tqdm(_build_cases(args), desc="cases", unit="case", disable=None)
     for case in progress:
         what = f"{case['part']} {case['method']} {case['dtype']} mode={case['mode']} region={case['region']}"
         progress.set_postfix_str(what)

@@ -212,7 +212,8 @@ def train(model: nn.Module, pairs: Pairs, args: argparse.Namespace, criterion: C
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps, eta_min=args.lr * 0.01)
     running: dict[str, float] = {}
     labels = {"l1": "L1", "pixel_contrastive": "contrastive"}
-    with tqdm(range(args.steps), desc=desc, dynamic_ncols=True) as bar:
+    # disable=None: the bar shows on a terminal and stays quiet when the output is a file or a pipe
+    with tqdm(range(args.steps), desc=desc, dynamic_ncols=True, disable=None) as bar:
         for _ in bar:
             lr, hr = (t.to(device) for t in sample_batch(pairs, args, gen))
             loss = criterion(model(lr), hr)

@@ -97,7 +97,7 @@ def evaluate(
     for set_name, pairs in test_sets.items():
         chosen = list(pairs)[:max_images] if max_images > 0 else list(pairs)
         per_image: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-        for pair in tqdm(chosen, desc=f"eval {set_name}", disable=not progress, leave=False):
+        for pair in tqdm(chosen, desc=f"eval {set_name}", disable=None if progress else True, leave=False):
             lr = to_float(pair.lr)[None].to(device)
             hr = to_float(pair.hr)[None].to(device)
             # the HR side once for every method; a grayscale image is scored on its one channel

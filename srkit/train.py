@@ -559,7 +559,8 @@ def _train(args: argparse.Namespace, dist_info: Any, device: torch.device, lock:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=args.iters, initial=start_iter, disable=not dist_info.main or args.no_progress, dynamic_ncols=True)
+    bar = tqdm(total=args.iters, initial=start_iter, disable=True if not dist_info.main or args.no_progress else None,
+               dynamic_ncols=True)  # None: quiet when the output is not a terminal
     tick = time.perf_counter()
     streak = skipped = 0  # non-finite steps in a row / since the last log line
     warned: set[str] = set()  # terms already warned about as too heavy

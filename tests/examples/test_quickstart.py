@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,7 @@ def test_quickstart_explains_itself(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(quickstart, "save_panels", save)
     monkeypatch.setattr(quickstart, "free_cores", lambda: 1)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the bars show on a terminal only
     threads = torch.get_num_threads()
     try:
         results = quickstart.main([*FAST, "--threads", "8", "--out", str(tmp_path)])
@@ -87,6 +89,19 @@ def test_quickstart_explains_itself(tmp_path, monkeypatch, capsys):
     assert seen["bicubic"].startswith("bicubic\nPSNR-Y") and "higher is better" in seen["HR"]
     assert results["machine"] and results["wall_time_s"] > 0
     assert quickstart.choose_threads(None)[0] <= quickstart.free_cores()
+
+
+def test_progress_bars_are_quiet_when_the_output_is_not_a_terminal(tmp_path, capsys):
+    pytest.importorskip("skimage")
+    quickstart = _quickstart()
+    threads = torch.get_num_threads()
+    try:
+        quickstart.main([*FAST, "--out", str(tmp_path)])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr()
+    assert "PSNR-Y (dB, higher is better)" in out.out  # the results are printed
+    assert "L1=" not in out.err and "it/s" not in out.err  # no bar written into a log file
 
 
 def _fake_study(results: Path, seeds=(0, 1)) -> None:
