@@ -49,7 +49,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from contrastive_sr_losses.losses.combined import CombinedLoss
-from contrastive_sr_losses.losses.registry import LOSSES, LossEntry, build_trainer  # noqa: F401  (the one registry)
+from contrastive_sr_losses.losses.registry import LOSSES, build_trainer  # the one registry
 
 from .runtime import UsageError, parse_kwargs, split_top_level
 

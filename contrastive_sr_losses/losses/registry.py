@@ -143,6 +143,11 @@ def build_trainer(name: str, loss: nn.Module, **options: Any) -> Any:
     Raises:
         KeyError: ``name`` is not in :data:`LOSSES`.
         ValueError: the loss ``name`` trains nothing of its own (its entry has no ``trainer``).
+
+    Example:
+        >>> loss = build_loss("pcl", disc_channels=(8, 8, 16, 16), disc_strides=(1, 2, 1, 2), layers=(0, 2))
+        >>> build_trainer("pcl", loss, lr=1e-4)
+        PCLTrainer(...)
     """
     entry = LOSSES.get(name)
     if entry is None:
@@ -154,5 +159,10 @@ def build_trainer(name: str, loss: nn.Module, **options: Any) -> Any:
 
 def term_needs_lr(name: str, loss: nn.Module) -> bool:
     """Whether the registry's loss ``name``, built as ``loss``, takes the LR input batch: always where
-    :attr:`LossEntry.needs_lr`, and where the built loss was asked for an LR negative (``lr_negative``)."""
+    :attr:`LossEntry.needs_lr`, and where the built loss was asked for an LR negative (``lr_negative``).
+
+    Example:
+        >>> term_needs_lr("random_conv", build_loss("random_conv")), term_needs_lr("l1", build_loss("l1"))
+        (True, False)
+    """
     return LOSSES[name].needs_lr or bool(getattr(loss, "lr_negative", False))
