@@ -56,6 +56,7 @@ from ._validation import (
     compute_dtype,
 )
 from .functional.filters import gaussian_kernel1d
+from .functional.resize import quantize as quantize_8bit  # the constructors take a flag named quantize
 
 __all__ = [
     "RandomGaussianBlur",
@@ -80,12 +81,6 @@ SHARPEN_BORDERS = ("reflect", "keep")
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _quantize(y: Tensor, value_range: float) -> Tensor:
-    """Round to the 8-bit levels of ``[0, value_range]`` (the released code's ``utility.quantize``)."""
-    levels = 255.0 / value_range
-    return y.mul(levels).clamp(0.0, 255.0).round().div(levels)
-
-
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator | None, device) -> Tensor:
     """U[low, high) in float32, drawn on the generator's device (else ``device``), moved to ``device``."""
     draw_on = generator.device if generator is not None else device
@@ -287,7 +282,7 @@ class RandomGaussianBlur(nn.Module):
         check_reflect_padding(x, max(self.kernel_sizes) // 2, f"RandomGaussianBlur with kernel_sizes={self.kernel_sizes}")
         sigma, sizes = self.sample_parameters(x.shape[0], generator=generator, device=x.device)
         out = gaussian_blur_copies(x, sigma, sizes, max_kernel_size=max(self.kernel_sizes))
-        return _quantize(out, self.value_range) if self.quantize else out
+        return quantize_8bit(out, self.value_range) if self.quantize else out
 
     def extra_repr(self) -> str:
         return (
@@ -360,7 +355,7 @@ class RandomSharpen(nn.Module):
         check_image(x, "x")
         factor = self.sample_parameters(x.shape[0], generator=generator, device=x.device)
         out = sharpen_copies(x, factor, self.value_range, border=self.border)
-        return _quantize(out, self.value_range) if self.quantize else out  # type: ignore[arg-type]
+        return quantize_8bit(out, self.value_range) if self.quantize else out  # type: ignore[arg-type]
 
     def extra_repr(self) -> str:
         return (

@@ -25,7 +25,7 @@ __all__ = [
     "DIV2K_RGB_MEAN",
     "SUPPORTED_SCALES",
     "check_scale",
-    "check_lr_image",
+    "check_network_input",
     "conv3x3",
     "MeanShift",
     "Upsampler",
@@ -50,7 +50,7 @@ def check_scale(scale: object) -> int:
     return scale
 
 
-def check_lr_image(x: object, channels: int = 3) -> Tensor:
+def check_network_input(x: object, channels: int = 3) -> Tensor:
     """Check that a network's input is a floating ``(N, channels, h, w)`` tensor (shape only, no sync)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a torch.Tensor of shape (N, {channels}, h, w), got {type(x).__name__}")
@@ -180,7 +180,7 @@ class ResidualSRNet(nn.Module):
         self.tail = nn.Sequential(Upsampler(scale, n_feats), conv3x3(n_feats, 3))
 
     def forward(self, x: Tensor) -> Tensor:
-        check_lr_image(x)
+        check_network_input(x)
         x = self.head(self.mean_shift.normalize(x))
         x = x + self.body(x)
         return self.mean_shift.restore(self.tail(x))

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_positive_float, check_positive_int
-from .common import PixelShuffleDirect, check_lr_image, check_scale, conv3x3
+from .common import PixelShuffleDirect, check_network_input, check_scale, conv3x3
 
 __all__ = ["GIDRN", "GIDB", "ANRB", "ContrastChannelAttention", "DenseShortcuts", "gidrn"]
 
@@ -207,7 +207,7 @@ class GIDRN(nn.Module):
         self.coarse = PixelShuffleDirect(scale, 3, 3, kernel_size=5)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_lr_image(x)
+        check_network_input(x)
         fine = self.upsample(self.non_local(self.body(self.head(x))))
         return fine + self.coarse(x)
 

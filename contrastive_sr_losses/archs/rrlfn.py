@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_positive_int
-from .common import PixelShuffleDirect, check_lr_image, check_scale, conv3x3
+from .common import PixelShuffleDirect, check_network_input, check_scale, conv3x3
 
 __all__ = ["RRLFN", "RRLFB", "RepConv", "ESA", "rrlfn"]
 
@@ -174,7 +174,7 @@ class RRLFN(nn.Module):
         self.upsample = PixelShuffleDirect(scale, n_feats, 3)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_lr_image(x)
+        check_network_input(x)
         if min(x.shape[-2:]) < 3:
             raise ValueError(
                 f"RRLFN needs inputs of at least 3x3 pixels (ESA's strided 3x3 conv), got {tuple(x.shape)}"

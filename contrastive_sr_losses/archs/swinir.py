@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_positive_float, check_positive_int
-from .common import DIV2K_RGB_MEAN, MeanShift, PixelShuffleDirect, check_lr_image, check_scale, conv3x3
+from .common import DIV2K_RGB_MEAN, MeanShift, PixelShuffleDirect, check_network_input, check_scale, conv3x3
 
 __all__ = ["SwinIR", "WindowAttention", "SwinLayer", "RSTB", "swinir_light", "shifted_window_mask"]
 
@@ -251,7 +251,7 @@ class SwinIR(nn.Module):
         self.apply(_init_transformer_weights)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_lr_image(x)
+        check_network_input(x)
         h, w = x.shape[-2:]
         x = self.conv_first(_pad_to_multiple(self.mean_shift.normalize(x), self.window))
         size = (x.shape[-2], x.shape[-1])

@@ -18,11 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._validation import check_bool, check_image, check_positive_int, check_seed, check_value_range
+from ..functional.color import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["RandomConvFeatures", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _default_conv_init(out_ch: int, in_ch: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:

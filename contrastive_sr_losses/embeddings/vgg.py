@@ -18,8 +18,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from .._validation import check_image, check_value_range
+from ..functional.color import IMAGENET_MEAN, IMAGENET_STD
 from ..serialization import load_tensors_file
-from .random_conv_features import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["VGG19Features", "VGG19_LAYERS", "VGG19_IMAGENET_FILE", "CSD_LAYERS", "CSD_WEIGHTS"]
 

@@ -1,11 +1,16 @@
-"""Colour conversion used by the SR evaluation protocol."""
+"""Colour conversion used by the SR evaluation protocol, and the ImageNet normalisation of the
+feature spaces (VGG, random conv)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["rgb_to_y", "rgb_to_gray"]
+__all__ = ["rgb_to_y", "rgb_to_gray", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+# torchvision's ImageNet mean / std of RGB in [0, 1], which VGG's weights expect (and RLFN reuses)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # ITU-R BT.601 luma for RGB in [0, 1] giving Y in [16, 235] (MATLAB's rgb2ycbcr), the SR convention.
 _BT601_Y = (65.481, 128.553, 24.966)

@@ -130,12 +130,18 @@ def imresize(img: Tensor, scale: float, *, antialiasing: bool = True) -> Tensor:
     return x.to(img.dtype)
 
 
-def quantize(img: Tensor) -> Tensor:
-    """Round images in [0, 1] to 8-bit levels (clamped), as saving to PNG would; same dtype.
+def quantize(img: Tensor, value_range: float = 1.0) -> Tensor:
+    """Round images in ``[0, value_range]`` to 8-bit levels (clamped), as saving to PNG would; same dtype.
+
+    Also the released PCL code's ``utility.quantize`` (used by :mod:`contrastive_sr_losses.samplers`).
+    The rounding has no gradient (zero almost everywhere), as in that code.
 
     Example:
         >>> quantize(torch.tensor([-0.1, 0.5, 0.75, 1.2])) * 255
         tensor([  0., 128., 191., 255.])
+        >>> quantize(torch.tensor([0.5, 254.6]), value_range=255.0)
+        tensor([  0., 255.])
     """
     check_floating(img, "img")
-    return img.clamp(0.0, 1.0).mul_(255.0).round_().div_(255.0)  # one new tensor, then in place
+    levels = 255.0 / check_positive_float(value_range, "value_range")
+    return img.mul(levels).clamp(0.0, 255.0).round().div(levels)

@@ -165,3 +165,18 @@ def test_bicubic_round_trip_recomputed_with_numpy_and_skimage():
                                      use_sample_covariance=False, win_size=11)
     assert psnr_y(sr, hr, crop_border=3).item() == pytest.approx(psnr, abs=1e-9)
     assert ssim_y(sr, hr, crop_border=3).item() == pytest.approx(ssim, abs=1e-9)
+
+
+def test_quantize_hand_computed_levels_for_both_value_ranges():
+    # 0.5 / 255 and 254.6 / 255 of white: round half to even gives level 0, then 255; out of range clamps
+    x = torch.tensor([-3.0, 0.5, 127.5, 128.49, 254.6, 300.0], dtype=torch.float64)
+    expected = torch.tensor([0.0, 0.0, 128.0, 128.0, 255.0, 255.0], dtype=torch.float64)
+    torch.testing.assert_close(quantize(x, value_range=255.0), expected, rtol=0, atol=0)
+    torch.testing.assert_close(quantize(x / 255), expected / 255, rtol=0, atol=1e-15)
+    assert quantize(torch.rand(2, 3, 4, 4, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("value_range", [0.0, -1.0, float("nan"), "255"])
+def test_quantize_names_a_bad_value_range(value_range):
+    with pytest.raises((TypeError, ValueError), match=r"value_range must be a (positive float|finite number > 0), got"):
+        quantize(torch.rand(4), value_range=value_range)
