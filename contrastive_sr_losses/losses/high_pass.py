@@ -19,8 +19,9 @@ seed-to-seed noise; sigma 1 was the most consistent, sigma 2 the only value belo
 The library's loss study (``benchmarks/loss_study.py``) kept it: ``0.4 * L1 + 0.6 * L_hf`` at sigma 1
 beat L1 alone in PSNR-Y on every test set after 600 iterations (LPIPS slightly higher), and sigma 2
 and 0.5 were within noise of sigma 1; after 9,600 iterations its gain (+0.025 to +0.119 dB, 3 paired
-seeds) was beyond noise on B100 and Urban100 only, with LPIPS no longer higher. The numbers: ``docs/loss-study.md`` on the documentation site,
-``benchmarks/results/loss_study*.md`` in the repository.
+seeds) was beyond noise on B100 and Urban100 only, with LPIPS no longer higher. The numbers:
+``docs/loss-study.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
+repository.
 """
 
 from __future__ import annotations
