@@ -15,9 +15,9 @@ The defaults (``region=8``, ``temperature=1`` on [0, 1] images, ``mode='grid'``,
 ones the library's loss study (``benchmarks/loss_study.py``) supports: ``L1 + 0.1 * loss`` beat L1
 alone in PSNR-Y on every test set after 600, 2,400 and 9,600 iterations (3 paired seeds each; at
 9,600 by +0.013 to +0.123 dB, less than half the 2,400-iteration gain on Set5, Set14 and B100, so
-part of the early gain is faster convergence); against that default, smaller temperatures and ``region=4`` were
-level, while the paper-literal [0, 255] reading (``temperature=1/255`` with weight 0.1/255),
-``region=16`` and ``mode='sliding'`` were behind. The numbers: ``docs/loss-study.md`` and
+part of the early gain is faster convergence); against that default, smaller temperatures and
+``region=4`` were level, while the paper-literal [0, 255] reading (``temperature=1/255`` with weight
+0.1/255), ``region=16`` and ``mode='sliding'`` were behind. The numbers: ``docs/loss-study.md`` and
 ``docs/choosing-a-loss.md`` on the documentation site, ``benchmarks/results/loss_study*.md`` in the
 repository.
 

@@ -14,7 +14,7 @@ Its weight beside L1 is not published either. In the library's loss study (``ben
 every weight tried cost PSNR-Y against L1 alone: weight 1 lowered it by several dB, and 0.001, the least
 harmful and this library's default where it picks the weight, still by a few hundredths of a dB
 (600-iteration runs). Added for the last quarter of a 9,600-iteration run instead, a stronger network,
-0.001 left PSNR-Y level or slightly higher and lowered LPIPS by about 0.013 (3 paired seeds). The
+0.001 left PSNR-Y level or slightly higher and lowered LPIPS by 0.013-0.014 (3 paired seeds). The
 ratio's gradient is far larger than L1's on a half-trained output, so start at a weight of 0.001 or
 below. The numbers: ``docs/choosing-a-loss.md`` and ``docs/loss-study.md`` on the documentation site,
 ``benchmarks/results/loss_study*.md`` in the repository.

@@ -8,7 +8,6 @@ import shlex
 
 import numpy as np
 import pytest
-import torch
 
 from tests._paths import ROOT
 
@@ -60,4 +59,4 @@ def test_documented_weights_command_runs_on_a_folder_of_images(argv, tmp_path):
     assert out["scale"] == 4
     (label,) = out["results"]  # --no-bicubic: the one network only
     score = out["results"][label]["mine"]
-    assert 25.0 < score["psnr"] < 80.0 and torch.isfinite(torch.tensor(score["psnr"]))
+    assert 25.0 < score["psnr"] < 80.0  # a flat grey guess scores about 16 dB on it
